@@ -1,0 +1,1 @@
+"""Commands only: each module parses options, calls one core function and prints."""
