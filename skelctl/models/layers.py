@@ -1,0 +1,116 @@
+"""Building blocks shared by the encoders: input checking, input batch-norm, the temporal
+convolution unit, the residual branch, the graph-encoder base class and reference inits."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from skelctl.data.layout import Layout
+from skelctl.errors import SkelctlError
+
+
+def check_input(x: torch.Tensor, encoder: str, expected: tuple[int, int, int, int]) -> None:
+    """Refuse a batch whose (C, T, V, M) differ from what the encoder was built for.
+
+    A silent mismatch (32 vs 64 frames, 20 vs 25 joints) would otherwise train a wrong model
+    or fail deep inside a layer with a message about matrix sizes.
+    """
+    if x.dim() != 5 or tuple(x.shape[1:]) != expected:
+        c, t, v, m = expected
+        raise SkelctlError(
+            f"encoder '{encoder}' expects input (N, C={c}, T={t}, V={v}, M={m}), "
+            f"got {tuple(x.shape)}"
+        )
+
+
+class InputNorm(nn.Module):
+    """BatchNorm1d over each frame's joint coordinates, then bodies folded into the batch.
+
+    (N, C, T, V, M) -> (N*M, C, T, V). `per_person=False` (ST-GCN) shares statistics across
+    bodies (V*C features); `per_person=True` (2s-AGCN) keeps one set per body slot (M*V*C).
+    """
+
+    def __init__(self, in_channels: int, num_joints: int, num_persons: int, per_person: bool):
+        super().__init__()
+        self.per_person = per_person
+        features = in_channels * num_joints * (num_persons if per_person else 1)
+        self.bn = nn.BatchNorm1d(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, t, v, m = x.shape
+        x = x.permute(0, 4, 3, 1, 2).contiguous()  # N, M, V, C, T
+        x = x.view(n, m * v * c, t) if self.per_person else x.view(n * m, v * c, t)
+        x = self.bn(x).view(n, m, v, c, t)
+        return x.permute(0, 1, 3, 4, 2).contiguous().view(n * m, c, t, v)
+
+
+class TemporalConv(nn.Sequential):
+    """Convolution along time only (kernel (k, 1), stride (s, 1)) followed by BatchNorm2d.
+
+    With k=1 it is the strided 1x1 projection the residual branches use.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 9, stride: int = 1):
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, (kernel_size, 1), (stride, 1),
+                      ((kernel_size - 1) // 2, 0)),
+            nn.BatchNorm2d(out_channels),
+        )
+
+
+def residual_branch(in_channels: int, out_channels: int, stride: int,
+                    enabled: bool = True) -> nn.Module | None:
+    """None (no residual), identity, or a strided 1x1 projection when the shape changes."""
+    if not enabled:
+        return None
+    if in_channels == out_channels and stride == 1:
+        return nn.Identity()
+    return TemporalConv(in_channels, out_channels, kernel_size=1, stride=stride)
+
+
+class GraphEncoder(nn.Module):
+    """Base of the graph encoders: input norm, a trunk on (N*M, C, T, V), pooling.
+
+    Subclasses implement `trunk`; `feature_map` keeps the bodies apart (SkeleMix pools
+    sub-regions of it), `pool` is the global average used as the feature.
+    """
+
+    encoder_name: str  # set by `register_encoder`
+    feature_dim: int
+
+    def __init__(self, layout: Layout, in_channels: int, num_persons: int, frames: int,
+                 per_person_norm: bool):
+        super().__init__()
+        self.input_shape = (in_channels, frames, layout.num_joints, num_persons)
+        self.data_bn = InputNorm(in_channels, layout.num_joints, num_persons, per_person_norm)
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """(N*M, C, T, V) -> (N*M, D, T', V)."""
+        raise NotImplementedError
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, V, M) -> (N, M, D, T', V), the last feature map before pooling."""
+        check_input(x, self.encoder_name, self.input_shape)
+        n, m = x.shape[0], x.shape[4]
+        fmap = self.trunk(self.data_bn(x))
+        return fmap.view(n, m, *fmap.shape[1:])
+
+    def pool(self, fmap: torch.Tensor) -> torch.Tensor:
+        """(N, M, D, T', V) -> (N, D): average over time and joints, then over bodies."""
+        return fmap.mean(dim=(3, 4)).mean(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.feature_map(x))
+
+
+def init_normal_(module: nn.Module, std: float = 0.02) -> None:
+    """SkeletonCLR/SkeleMixCLR init: Conv/Linear N(0, std) with zero bias, BN weight N(1, std)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
