@@ -1,0 +1,96 @@
+"""Spatial augmentations of batched clips `(N, C, T, V, M)`, one random draw per sample.
+
+Shear, joint masking and joint jitter are all linear maps of each joint's coordinates, so each
+is expressed as one `C x C` matrix per sample and joint and applied by a single einsum. That
+lets `isc_one_of` pick a different augmentation per sample without computing three outputs,
+and it keeps absent (all-zero) bodies at zero.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from skelctl.errors import SkelctlError
+
+
+def shear(x: torch.Tensor, gen: torch.Generator, magnitude: float = 0.5) -> torch.Tensor:
+    """Shear (SPEC 4/5): unit diagonal, off-diagonals ~ U(-magnitude, magnitude), per sample."""
+    n, c, _, v, _ = x.shape
+    return _apply(x, _shear_matrices(n, c, gen, magnitude, x.device)[:, None].expand(n, v, c, c))
+
+
+def joint_mask(x: torch.Tensor, gen: torch.Generator, count: int = 15) -> torch.Tensor:
+    """Zero `count` random joints of each sample in every frame and body (ISC)."""
+    n, c, _, v, _ = x.shape
+    return _apply(x, _mask_maps(_random_joints(n, v, count, gen, x.device), c))
+
+
+def joint_jitter(x: torch.Tensor, gen: torch.Generator, count: int = 15) -> torch.Tensor:
+    """Apply one random matrix (entries ~ U(-1, 1)) to `count` random joints per sample (ISC)."""
+    n, c, _, v, _ = x.shape
+    chosen = _random_joints(n, v, count, gen, x.device)
+    return _apply(x, _jitter_maps(chosen, _uniform(n, c, gen, 1.0, x.device)))
+
+
+def isc_one_of(
+    x: torch.Tensor,
+    gen: torch.Generator,
+    p: tuple[float, float, float] = (0.5, 0.25, 0.25),
+    shear_magnitude: float = 1.0,
+    count: int = 15,
+) -> torch.Tensor:
+    """ISC's spatial step (SPEC 5): exactly one of shear / joint mask / joint jitter per sample,
+    chosen with probabilities `p`."""
+    if len(p) != 3 or min(p) < 0 or sum(p) <= 0:
+        raise SkelctlError(f"isc_one_of needs 3 non-negative probabilities, got {tuple(p)}")
+    n, c, _, v, _ = x.shape
+    chosen = _random_joints(n, v, count, gen, x.device)
+    sheared = _shear_matrices(n, c, gen, shear_magnitude, x.device)[:, None].expand(n, v, c, c)
+    jittered = _jitter_maps(chosen, _uniform(n, c, gen, 1.0, x.device))
+    u = torch.rand(n, generator=gen, device=x.device, dtype=torch.float64) * sum(p)
+    kind = (u >= p[0]).long() + (u >= p[0] + p[1]).long()  # 0 shear, 1 mask, 2 jitter
+    kind = kind[:, None, None, None]
+    maps = torch.where(kind == 0, sheared, torch.where(kind == 1, _mask_maps(chosen, c), jittered))
+    return _apply(x, maps)
+
+
+def _apply(x: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """Per sample and joint matrices (N, V, C, C) applied to the coordinates of x (N, C, T, V, M)."""
+    return torch.einsum("nvij,njtvm->nitvm", maps.to(x.dtype), x)
+
+
+def _uniform(
+    n: int, c: int, gen: torch.Generator, magnitude: float, device: torch.device
+) -> torch.Tensor:
+    """(N, C, C) entries ~ U(-magnitude, magnitude)."""
+    return (2 * torch.rand(n, c, c, generator=gen, device=device) - 1) * magnitude
+
+
+def _shear_matrices(
+    n: int, c: int, gen: torch.Generator, magnitude: float, device: torch.device
+) -> torch.Tensor:
+    eye = torch.eye(c, device=device)
+    return eye + _uniform(n, c, gen, magnitude, device) * (1 - eye)
+
+
+def _random_joints(
+    n: int, v: int, count: int, gen: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    """(N, V) bool: `count` distinct joints per sample, uniformly at random."""
+    if not 0 <= count <= v:
+        raise SkelctlError(f"cannot pick {count} joints of a {v}-joint skeleton")
+    keys = torch.rand(n, v, generator=gen, device=device)
+    chosen = torch.zeros(n, v, dtype=torch.bool, device=device)
+    return chosen.scatter_(1, keys.topk(count, dim=1).indices, True)
+
+
+def _mask_maps(chosen: torch.Tensor, c: int) -> torch.Tensor:
+    """(N, V, C, C): zero at the chosen joints, identity elsewhere."""
+    eye = torch.eye(c, device=chosen.device)
+    return torch.where(chosen[..., None, None], torch.zeros_like(eye), eye)
+
+
+def _jitter_maps(chosen: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
+    """(N, V, C, C): the sample's matrix at the chosen joints, identity elsewhere."""
+    eye = torch.eye(matrices.shape[-1], device=chosen.device)
+    return torch.where(chosen[..., None, None], matrices[:, None], eye)
