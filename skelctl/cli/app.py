@@ -8,6 +8,7 @@ import pkgutil
 import sys
 
 import typer
+from rich.markup import escape
 
 from skelctl import __version__
 from skelctl.console import err
@@ -52,23 +53,13 @@ _register_commands()
 
 
 def main() -> None:
-    """Console entry point: map skelctl errors to one stderr line and an exit code."""
+    """Console entry point: usage errors are typer's (exit 2); skelctl errors become one stderr
+    line and their exit code (2 bad input, 1 runtime failure)."""
     try:
-        app(standalone_mode=False)
+        app()
     except SkelctlError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("[red]interrupted[/red]")
         sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(1)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
