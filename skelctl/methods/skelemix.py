@@ -1,0 +1,95 @@
+"""SkeleMixCLR+ (Chen et al., 2022; SPEC 4): SkeletonCLR plus contrast of mixed clips.
+
+A mixed clip pastes a body-part x time region of a partner clip (the batch rolled by a random
+offset) into the query view. Pooling the mixed clip's feature map inside and outside that region
+gives two more queries per clip:
+
+    p (trimmed view)   = g(mean of F over the pasted region)   positive k[partner]
+    c (truncated view) = g(mean of F over the rest)            positive k
+
+each contrasted against the queue and against the other half of its own mixed clip (detached):
+
+    L_p = CE([p.k[partner] | p.queue | p.sg(c)] / T),  L_c = CE([c.k | c.queue | c.sg(p)] / T)
+    L = L_ins + sum over mixes (w_p L_p + w_c L_c)       (w_p = w_c = 0.5, 3 mixes)
+
+Each mixed batch runs through the query encoder on its own, as in the reference code, so every
+forward sees BatchNorm statistics of one batch of N clips. (Stacking the three into one 3N batch
+would save no arithmetic, only change those statistics.)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from skelctl.augment import mix, sample_region
+from skelctl.data.clips import ClipBank
+from skelctl.methods.config import SkeleMixConfig
+from skelctl.methods.moco import MomentumBranch, contrast_logits, gather_keys, info_nce, top1
+from skelctl.methods.skeletonclr import SkeletonCLR
+from skelctl.methods.views import ViewMaker
+
+
+def masked_mean(fmap: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of a feature map (N, M, D, T', V) over the cells where mask (T', V) holds, then
+    over bodies -> (N, D)."""
+    weight = mask.to(fmap.dtype)
+    return (fmap * weight).sum(dim=(3, 4)).div(weight.sum()).mean(dim=1)
+
+
+class SkeleMixCLR(SkeletonCLR):
+    """SkeletonCLR + `mix.repeat` SkeleMix batches per step; needs a `feature_map` encoder."""
+
+    def __init__(self, branch: MomentumBranch, views: ViewMaker, temperature: float, primary: str,
+                 mixing: SkeleMixConfig, stride: int):
+        super().__init__(branch, views, temperature, primary)
+        self.mixing = mixing
+        self.stride = stride  # input frames per feature frame of the encoder
+
+    @torch.no_grad()
+    def make_views(self, bank: ClipBank, idx: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        """query, key: (N, C, T, V, M); mixed: (R, N, C, T, V, M) query views with the partner
+        pasted; partner: (R, N) which clip each clip's pasted region comes from; feature_mask:
+        (R, T', V) the pasted region on the feature map."""
+        views = super().make_views(bank, idx, gen)
+        query = views["query"]
+        clips = torch.arange(query.shape[0], device=query.device)
+        regions = [
+            sample_region(query.shape[0], self.views.layout, gen, self.views.frames, self.stride,
+                          self.mixing.parts, self.mixing.feature_frames)
+            for _ in range(self.mixing.repeat)
+        ]
+        views["mixed"] = torch.stack([mix(query, r) for r in regions])
+        views["partner"] = torch.stack([r.partner(clips) for r in regions])
+        views["feature_mask"] = torch.stack([r.feature_mask for r in regions])
+        return views
+
+    def trimmed_and_truncated(self, mixed: torch.Tensor, region: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Spatio-temporal mask pooling: (p, c), the projections of the pasted region and of
+        the rest of the mixed clips, each through the head on its own, L2-normalised."""
+        query = self.branch.query
+        fmap = query.encoder.feature_map(mixed)
+        p = query.head(masked_mean(fmap, region))
+        c = query.head(masked_mean(fmap, ~region))
+        return F.normalize(p, dim=1), F.normalize(c, dim=1)
+
+    def forward(self, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        logits, k, negatives = self.instance_contrast(views)
+        loss_ins = info_nce(logits)
+        loss_trimmed = loss_truncated = logits.new_zeros(())
+        for mixed, partner, region in zip(views["mixed"], views["partner"], views["feature_mask"], strict=True):
+            p, c = self.trimmed_and_truncated(mixed, region)
+            trimmed = contrast_logits(p, k[partner], negatives, self.temperature, c.detach())
+            truncated = contrast_logits(c, k, negatives, self.temperature, p.detach())
+            loss_trimmed = loss_trimmed + info_nce(trimmed)
+            loss_truncated = loss_truncated + info_nce(truncated)
+        loss = (loss_ins + self.mixing.trimmed_weight * loss_trimmed
+                + self.mixing.truncated_weight * loss_truncated)
+        self.branch.queue.push(gather_keys(k))
+        return {
+            "loss": loss,
+            "loss_ins": loss_ins.detach(),
+            "loss_trimmed": loss_trimmed.detach(),
+            "loss_truncated": loss_truncated.detach(),
+            "acc": top1(logits),
+        }
