@@ -1,0 +1,104 @@
+"""`skelctl info OUT.h5|NAME`: what a dataset file holds and how it was made."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from skelctl.console import err, print_json
+from skelctl.paths import resolve_dataset
+
+
+def dataset_info(ds: Any) -> dict[str, Any]:
+    """Everything `info` shows, as plain data (`ds`: a `SkeletonDataset`)."""
+    lengths = ds.lengths
+    counts = np.bincount(ds.labels, minlength=len(ds.class_names))
+    stats = {}
+    if len(lengths):
+        stats = {
+            "min": int(lengths.min()),
+            "max": int(lengths.max()),
+            "mean": round(float(lengths.mean()), 1),
+            "median": float(np.median(lengths)),
+            "p95": float(np.percentile(lengths, 95)),
+        }
+    return {
+        "path": str(ds.path),
+        "kind": ds.kind,
+        "skelctl_version": ds.version,
+        "created": ds.created,
+        "samples": ds.num_samples,
+        "frames": int(lengths.sum()),
+        "splits": {
+            bench: {part: len(ds.split(bench, part)) for part in ("train", "test")}
+            for bench in ds.benchmarks
+        },
+        "classes": [
+            {"label": i, "raw_id": raw_id, "name": name, "samples": int(n)}
+            for i, (raw_id, name, n) in enumerate(
+                zip(ds.label_map, ds.class_names, counts, strict=True)
+            )
+        ],
+        "length": stats,
+        "rejected": [str(r) for r in ds.rejected],
+        "options": ds.options,
+        "layout": ds.layout.to_dict(),
+    }
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("info")
+    def info_command(
+        dataset: str = typer.Argument(
+            ..., help="A dataset .h5 file, or a kind name in the data root."
+        ),
+        json_out: bool = typer.Option(False, "--json", help="Print everything as JSON on stdout."),
+    ) -> None:
+        """Samples per split, class histogram, clip lengths, rejected files, options, layout."""
+        from skelctl.data.store import open_dataset
+
+        with open_dataset(resolve_dataset(dataset)) as ds:
+            report = dataset_info(ds)
+        if json_out:
+            print_json(report)
+        else:
+            _print_report(report)
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    overview = Table(title=escape(report["path"]), show_header=False)
+    overview.add_column(style="bold")
+    overview.add_column()
+    layout = report["layout"]
+    length = report["length"]
+    overview.add_row("kind", report["kind"])
+    overview.add_row("samples / frames", f"{report['samples']:,} / {report['frames']:,}")
+    for bench, parts in report["splits"].items():
+        overview.add_row(f"{bench} train / test", f"{parts['train']:,} / {parts['test']:,}")
+    if length:
+        overview.add_row(
+            "clip length",
+            f"min {length['min']}, median {length['median']:g}, mean {length['mean']}, "
+            f"p95 {length['p95']:g}, max {length['max']}",
+        )
+    overview.add_row("layout", escape(f"{layout['name']} ({len(layout['joints'])} joints)"))
+    options = ", ".join(f"{k}={v}" for k, v in sorted(report["options"].items()))
+    overview.add_row("options", escape(options))
+    overview.add_row("rejected files", str(len(report["rejected"])))
+    overview.add_row("skelctl", f"{report['skelctl_version']} ({report['created']})")
+    err.print(overview)
+
+    classes = Table(title="classes")
+    for column in ("label", "raw id", "name", "samples"):
+        classes.add_column(column, justify="left" if column == "name" else "right")
+    for row in report["classes"]:
+        classes.add_row(
+            str(row["label"]), str(row["raw_id"]), escape(row["name"]), f"{row['samples']:,}"
+        )
+    err.print(classes)
+    for line in report["rejected"]:
+        err.print(f"[yellow]rejected[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
