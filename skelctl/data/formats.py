@@ -178,9 +178,10 @@ def read_pku_skeleton(source: str | Path | bytes, name: str | None = None) -> np
     text = _Tokens(data, path)
     if text.count == 0:
         raise SkelctlError("empty file (expected one line of 150 numbers per frame)", path, 1)
-    newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
-    token_line = np.searchsorted(newlines, text.starts)  # 0-based line of every token
-    per_line = np.bincount(token_line)
+    newline = _WORK.get("newline", (len(data),), np.bool_)
+    np.equal(np.frombuffer(data, np.uint8), 10, out=newline)
+    line_ends = np.searchsorted(text.starts, _sparse_positions(newline))  # tokens before each
+    per_line = np.diff(line_ends, prepend=0, append=text.count)
     bad = np.flatnonzero((per_line != 0) & (per_line != PKU_VALUES_PER_FRAME))
     if len(bad):
         line = int(bad[0])
@@ -341,7 +342,7 @@ _SCALE_UP = np.full(256, 1e17)
 for _key, _position in _DOT_KEY.items():
     _SCALE[_key] = 10.0 ** (15 - _position)
     _SCALE_UP[_key] = 10.0 ** (16 - _position)
-_WORKSPACE_LIMIT = 1 << 20  # elements: arrays for files above ~1 MB are not kept
+_WORKSPACE_LIMIT = 1 << 22  # elements (PKU-MMD videos are ~1.5 MB); bigger ones are not kept
 
 
 class _Workspace(threading.local):
