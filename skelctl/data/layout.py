@@ -81,8 +81,13 @@ def get_layout(name_or_path: str | Path) -> Layout:
         )
     try:
         raw = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SkelctlError(f"not a valid YAML layout ({exc})", path) from exc
+    except UnicodeDecodeError as exc:
+        raise SkelctlError(f"not a valid YAML layout (not UTF-8 text: {exc.reason})", path) from exc
+    except yaml.YAMLError as exc:  # its str() spans several lines: keep the problem and its line
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        line = None if mark is None else mark.line + 1
+        raise SkelctlError(f"not a valid YAML layout ({problem})", path, line) from exc
     return _parse_layout(raw, str(path))
 
 
@@ -96,8 +101,11 @@ def _parse_layout(raw: Any, source: str) -> Layout:
     if unknown:
         raise fail(sorted(unknown)[0], "unknown key")
     joints = raw.get("joints")
-    if not isinstance(joints, list) or not joints or not all(isinstance(j, str) for j in joints):
-        raise fail("joints", "expected a non-empty list of joint names")
+    if not isinstance(joints, list) or len(joints) < 2 or not all(isinstance(j, str) for j in joints):
+        raise fail("joints", "expected a list of at least 2 joint names")
+    repeated = sorted({j for j in joints if joints.count(j) > 1})
+    if repeated:
+        raise fail("joints", f"joint name '{repeated[0]}' appears twice")
     v = len(joints)
 
     def joint_index(value: Any, key: str) -> int:
@@ -123,15 +131,27 @@ def _parse_layout(raw: Any, source: str) -> Layout:
     parts_raw = raw.get("parts")
     if not isinstance(parts_raw, dict) or set(parts_raw) != set(PART_NAMES):
         raise fail("parts", f"expected exactly the parts {', '.join(PART_NAMES)}")
+    for k in PART_NAMES:
+        if not isinstance(parts_raw[k], list) or not parts_raw[k]:
+            raise fail(f"parts.{k}", "expected a non-empty list of joint numbers")
     parts = {k: tuple(joint_index(j, f"parts.{k}") for j in parts_raw[k]) for k in PART_NAMES}
-    covered = sorted(j for members in parts.values() for j in members)
-    if covered != list(range(v)):
-        raise fail("parts", "every joint must belong to exactly one part")
+    owners: dict[int, list[str]] = {}
+    for k, members in parts.items():
+        for j in members:
+            owners.setdefault(j, []).append(k)
+    for j in range(v):  # SkeleMix swaps whole parts: a joint in two parts, or in none, breaks it
+        if len(owners.get(j, [])) != 1:
+            where = " and ".join(owners.get(j, [])) or "no part"
+            raise fail("parts", f"every joint must belong to exactly one part; joint {j + 1} "
+                       f"({joints[j]}) is in {where}")
 
     align_raw = raw.get("align")
     if not isinstance(align_raw, dict) or set(align_raw) != set(ALIGN_KEYS):
         raise fail("align", f"expected the joints {', '.join(ALIGN_KEYS)}")
     align = {k: joint_index(align_raw[k], f"align.{k}") for k in ALIGN_KEYS}
+    for a, b in (("base", "spine"), ("right_shoulder", "left_shoulder")):
+        if align[a] == align[b]:  # the alignment rotation is built from these two vectors
+            raise fail(f"align.{b}", f"must differ from align.{a} (they define an axis)")
     name = raw.get("name", Path(source).stem)
     if not isinstance(name, str):
         raise fail("name", "expected a string")

@@ -51,7 +51,6 @@ LABEL_FRAMES = ("inclusive", "halfopen")
 LONG_CLIPS = ("center", "truncate")
 PKU_VIEWS = {"L": 1, "M": 2, "R": 3}  # stored as the camera number, like NTU's C001-C003
 _TASKS_PER_WORKER = 8  # tasks in flight per worker: enough to hide latency, bounded memory
-_NO_JOINTS = np.zeros((0, 2, 25, 3), np.float32)  # what a clip keeps once its frames are written
 
 
 @dataclass(frozen=True)
@@ -603,7 +602,7 @@ def preprocess(
                     clip.replication,
                 )
                 frames += len(clip.joints)
-                clips.append(replace(clip, joints=_NO_JOINTS))
+                clips.append(replace(clip, joints=clip.joints[:0].copy()))  # frames written: drop them
             done += 1
             read += task.file.size
             if on_progress is not None:
