@@ -488,3 +488,13 @@ def test_pipelines_run_on_the_bank_device(device):
     assert plain.device == bank.device
     assert torch.equal(plain[:, 0], idx[:, None, None, None].float().expand(16, 64, 25, 2))
     assert to_stream(plain, "bone", NTU).device == bank.device
+
+
+def test_isc_joint_count_keeps_ntu_share_on_other_layouts():
+    """15 of 25 joints on NTU; the same 60 % (12 of 20) on Kinect v1, not 15 of 20."""
+    gen = torch.Generator().manual_seed(0)
+    for v, expected in ((25, 15), (20, 12)):
+        x = torch.ones(64, 3, 4, v, 2)
+        masked = joint_mask(x, gen)
+        zeroed = (masked.abs().sum(dim=(1, 2, 4)) == 0).sum(dim=1)
+        assert (zeroed == expected).all()

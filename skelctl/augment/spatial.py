@@ -19,13 +19,17 @@ def shear(x: torch.Tensor, gen: torch.Generator, magnitude: float = 0.5) -> torc
     return _apply(x, _shear_matrices(n, c, gen, magnitude, x.device)[:, None].expand(n, v, c, c))
 
 
-def joint_mask(x: torch.Tensor, gen: torch.Generator, count: int = 15) -> torch.Tensor:
-    """Zero `count` random joints of each sample in every frame and body (ISC)."""
+ISC_JOINT_SHARE = 15 / 25
+
+
+def joint_mask(x: torch.Tensor, gen: torch.Generator, count: int | None = None) -> torch.Tensor:
+    """Zero `count` random joints of each sample in every frame and body (ISC; default: 15 of
+    NTU's 25 joints, the same share of other layouts)."""
     n, c, _, v, _ = x.shape
     return _apply(x, _mask_maps(_random_joints(n, v, count, gen, x.device), c))
 
 
-def joint_jitter(x: torch.Tensor, gen: torch.Generator, count: int = 15) -> torch.Tensor:
+def joint_jitter(x: torch.Tensor, gen: torch.Generator, count: int | None = None) -> torch.Tensor:
     """Apply one random matrix (entries ~ U(-1, 1)) to `count` random joints per sample (ISC)."""
     n, c, _, v, _ = x.shape
     chosen = _random_joints(n, v, count, gen, x.device)
@@ -37,7 +41,7 @@ def isc_one_of(
     gen: torch.Generator,
     p: tuple[float, float, float] = (0.5, 0.25, 0.25),
     shear_magnitude: float = 1.0,
-    count: int = 15,
+    count: int | None = None,
 ) -> torch.Tensor:
     """ISC's spatial step (SPEC 5): exactly one of shear / joint mask / joint jitter per sample,
     chosen with probabilities `p`."""
@@ -74,9 +78,12 @@ def _shear_matrices(
 
 
 def _random_joints(
-    n: int, v: int, count: int, gen: torch.Generator, device: torch.device
+    n: int, v: int, count: int | None, gen: torch.Generator, device: torch.device
 ) -> torch.Tensor:
-    """(N, V) bool: `count` distinct joints per sample, uniformly at random."""
+    """(N, V) bool: `count` distinct joints per sample, uniformly at random. ISC masks or jitters
+    15 of NTU's 25 joints; `None` keeps that share (60 %) on any layout."""
+    if count is None:
+        count = round(ISC_JOINT_SHARE * v)
     if not 0 <= count <= v:
         raise SkelctlError(f"cannot pick {count} joints of a {v}-joint skeleton")
     keys = torch.rand(n, v, generator=gen, device=device)

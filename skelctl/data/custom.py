@@ -31,7 +31,7 @@ from skelctl.data.preprocess import (
     PreprocessOptions,
     RawFile,
     SourcePlan,
-    _normalise,
+    normalise_clip,
     register_source,
 )
 from skelctl.data.store import NUM_BODIES, Rejection
@@ -128,7 +128,7 @@ def _parse_array(task: ArrayTask, options: PreprocessOptions) -> Parsed:
         raise SkelctlError(f"{task.file.display}: {exc.reason}", task.labels_file, task.line) from exc
     clip = Clip(
         name=task.name,
-        joints=_normalise(joints, options, task.layout),
+        joints=normalise_clip(joints, options, task.layout),
         action=task.action,
         subject=task.subject,
         camera=task.camera,

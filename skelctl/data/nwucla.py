@@ -25,8 +25,8 @@ from skelctl.data.preprocess import (
     PreprocessOptions,
     RawFile,
     SourcePlan,
-    _normalise,
     find_raw_files,
+    normalise_clip,
     register_source,
 )
 from skelctl.data.store import Rejection
@@ -118,7 +118,7 @@ def _parse_nwucla(task: NwuclaTask, options: PreprocessOptions) -> Parsed:
         raise SkelctlError(exc.reason, where) from exc
     return Parsed(clips=[Clip(
         name=task.file.stem,
-        joints=_normalise(clip, options, LAYOUT),
+        joints=normalise_clip(clip, options, LAYOUT),
         action=task.action,
         subject=task.subject,
         camera=task.view,

@@ -239,7 +239,7 @@ def _layout(name: str) -> Layout:
     return get_layout(name)
 
 
-def _normalise(joints: np.ndarray, options: PreprocessOptions, layout: str) -> np.ndarray:
+def normalise_clip(joints: np.ndarray, options: PreprocessOptions, layout: str) -> np.ndarray:
     if options.center:
         joints = center_on_joint(joints, _layout(layout))
     if options.align:
@@ -267,7 +267,7 @@ def _parse_ntu(task: NtuTask, options: PreprocessOptions) -> Parsed:
         raise SkelctlError("no body in any frame", where)
     clip = Clip(
         name=task.file.stem,
-        joints=_normalise(joints, options, "ntu25"),
+        joints=normalise_clip(joints, options, "ntu25"),
         action=task.action,
         subject=task.performer,
         camera=task.camera,
@@ -375,7 +375,7 @@ def _parse_pku(task: PkuTask, options: PreprocessOptions) -> Parsed:
         parsed.clips.append(
             Clip(
                 name=f"{task.file.stem}_{line:03d}",
-                joints=_normalise(clip, options, "ntu25"),
+                joints=normalise_clip(clip, options, "ntu25"),
                 action=action,
                 subject=task.subject,
                 camera=task.camera,
