@@ -1,0 +1,432 @@
+"""Retrieval: build a gallery index from a split, answer queries from raw or array files, and the
+k-NN evaluation protocol (SPEC 6).
+
+A query goes through exactly what the gallery went through: the dataset's stored preprocessing
+(body selection for raw NTU files, centring, view alignment), the same crop, frame count and
+stream, the same encoder (checked by hash). Centring and alignment are idempotent, so a clip
+that is already normalised (e.g. one read back from the dataset) is unchanged by them.
+
+Query arrays (.npy, float) come in one of three documented layouts:
+`(T, V, C)` one body; `(T, M, V, C)` as the dataset stores clips; `(C, T, V, M)` as models read them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+
+from skelctl.console import err
+from skelctl.data.clips import ClipBank
+from skelctl.data.layout import Layout
+from skelctl.errors import SkelctlError
+from skelctl.evaluate.features import (
+    ClipSource,
+    ClipView,
+    FeatureCache,
+    LoadedEncoder,
+    embed,
+    open_encoder,
+)
+from skelctl.evaluate.index import (
+    RECALL_QUERIES,
+    GalleryIndex,
+    build_faiss,
+    default_params,
+    load_index,
+    measure_recall,
+    normalized,
+    save_index,
+)
+from skelctl.evaluate.protocols import EvalJob, clip_source
+
+QUERY_SUFFIXES = (".skeleton", ".npy")
+KNN_TEMPERATURE = 0.1  # weighted vote: exp(similarity / T), as in the kNN monitors
+KNN_PROTOCOL = ("knn-cosine (ISC/CMD): L2-normalised backbone features of centre-cropped clips, "
+                "gallery = train split, queries = test split; top1 = 1-NN accuracy, "
+                "top5 = a correct label among the 5 nearest")
+
+
+# --- queries ------------------------------------------------------------------------------------
+
+
+def expand_queries(items: Sequence[str], stdin: TextIO | None = None) -> list[Path]:
+    """Query paths from `--query` values: files, folders (their .skeleton/.npy files, sorted)
+    and `-` (paths read from stdin, one per line)."""
+    paths: list[Path] = []
+    for item in items:
+        if item == "-":
+            lines = (stdin or sys.stdin).read().splitlines()
+            paths.extend(Path(line.strip()) for line in lines if line.strip())
+        elif Path(item).is_dir():
+            found = sorted(p for p in Path(item).iterdir() if p.suffix in QUERY_SUFFIXES)
+            if not found:
+                raise SkelctlError(f"no {' or '.join(QUERY_SUFFIXES)} files in this folder", item)
+            paths.extend(found)
+        else:
+            paths.append(Path(item))
+    if not paths:
+        raise SkelctlError("no query given (--query FILE|FOLDER|-)")
+    for path in paths:
+        if not path.is_file():
+            raise SkelctlError("query file not found", path)
+    return paths
+
+
+def as_clip(array: np.ndarray, layout: Layout, persons: int, channels: int, source: Path) -> np.ndarray:
+    """A query array in one of the documented layouts as a (T, persons, V, C) float32 clip."""
+    v, c = layout.num_joints, channels
+    shape = array.shape
+    if array.ndim == 3 and shape[1:] == (v, c):
+        clip = array[:, None]
+    elif array.ndim == 4 and shape[2:] == (v, c):
+        clip = array
+    elif array.ndim == 4 and shape[0] == c and shape[2] == v:
+        clip = array.transpose(1, 3, 2, 0)
+    else:
+        raise SkelctlError(
+            f"query has shape {shape}; expected (T, {v}, {c}), (T, M, {v}, {c}) or ({c}, T, {v}, M) "
+            f"for layout '{layout.name}'", source)
+    if clip.shape[0] == 0:
+        raise SkelctlError("query has no frames", source)
+    if clip.shape[1] > persons:
+        raise SkelctlError(f"query has {clip.shape[1]} bodies, the gallery at most {persons}", source)
+    if not np.issubdtype(clip.dtype, np.number):
+        raise SkelctlError(f"query array has dtype {clip.dtype}, expected numbers", source)
+    clip = clip.astype(np.float32)
+    if not np.isfinite(clip).all():
+        raise SkelctlError("query contains NaN or infinite values", source)
+    padded = np.zeros((clip.shape[0], persons, v, c), np.float32)
+    padded[:, : clip.shape[1]] = clip
+    return padded
+
+
+def load_query(path: Path, layout: Layout, options: dict[str, Any], persons: int,
+               channels: int) -> np.ndarray:
+    """Read and preprocess one query like the gallery's dataset was (its stored `options`)."""
+    from skelctl.data.normalize import align_view, center_on_joint
+
+    if path.suffix == ".skeleton":
+        clip = _read_ntu_query(path, layout, options)
+    elif path.suffix == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise SkelctlError(f"not a readable .npy array ({exc})", path) from exc
+        clip = array
+    else:
+        raise SkelctlError(f"unsupported query file (expected {' or '.join(QUERY_SUFFIXES)})", path)
+    clip = as_clip(clip, layout, persons, channels, path)
+    if options.get("center", False):
+        clip = center_on_joint(clip, layout)
+    if options.get("align", False):
+        clip = align_view(clip, layout)
+    return np.ascontiguousarray(clip, dtype=np.float32)
+
+
+def _read_ntu_query(path: Path, layout: Layout, options: dict[str, Any]) -> np.ndarray:
+    from skelctl.data.denoise import select_bodies
+    from skelctl.data.formats import read_ntu_skeleton
+
+    if layout.num_joints != 25:
+        raise SkelctlError(f"an NTU .skeleton file has 25 joints, the gallery's layout "
+                           f"'{layout.name}' has {layout.num_joints}", path)
+    joints = select_bodies(read_ntu_skeleton(path.read_bytes(), str(path)),
+                           options.get("bodies", "denoise"))
+    if len(joints) == 0:
+        raise SkelctlError("no body in any frame", path)
+    return joints
+
+
+def embed_clips(loaded: LoadedEncoder, view: ClipView, clips: Sequence[np.ndarray], crop: float,
+                device: torch.device) -> np.ndarray:
+    """(Q, D) unit-norm features of preprocessed clips (T_i, M, V, C)."""
+    offsets = np.concatenate([[0], np.cumsum([len(c) for c in clips])])
+    bank = ClipBank.from_arrays(np.concatenate(clips), offsets, device=device)
+    return normalized(embed(loaded.encoder.to(device), bank, view, crop).cpu().numpy())
+
+
+@dataclass
+class Match:
+    rank: int
+    name: str
+    label: int
+    class_name: str
+    similarity: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rank": self.rank, "name": self.name, "label": self.label,
+                "class": self.class_name, "similarity": round(self.similarity, 6)}
+
+
+def search(gallery: GalleryIndex, features: np.ndarray, k: int) -> list[list[Match]]:
+    sims, positions = gallery.search(features, k)
+    return [
+        [Match(r + 1, gallery.names[p], int(gallery.labels[p]), gallery.class_names[gallery.labels[p]],
+               float(s)) for r, (s, p) in enumerate(zip(row_s, row_p, strict=True)) if p >= 0]
+        for row_s, row_p in zip(sims, positions, strict=True)
+    ]
+
+
+def format_matches(query: Path, matches: Sequence[Match]) -> str:
+    """A plain-text table (stdout is data: no colour, no wrapping)."""
+    name_w = max([len("name"), *(len(m.name) for m in matches)])
+    class_w = max([len("class"), *(len(m.class_name) for m in matches)])
+    lines = [f"query: {query}", f"{'rank':>4}  {'name':<{name_w}}  {'class':<{class_w}}  similarity"]
+    lines += [f"{m.rank:>4}  {m.name:<{name_w}}  {m.class_name:<{class_w}}  {m.similarity:10.4f}"
+              for m in matches]
+    return "\n".join(lines)
+
+
+# --- galleries ----------------------------------------------------------------------------------
+
+
+def gallery_features(source: ClipSource, loaded: LoadedEncoder, view: ClipView,
+                     indices: np.ndarray, crop: float, label: str) -> np.ndarray:
+    """Unit-norm features of dataset samples `indices` (cached on disk when the cache allows)."""
+    return normalized(source.features(loaded, view, indices, crop, label).numpy())
+
+
+def build_gallery(
+    source: ClipSource,
+    loaded: LoadedEncoder,
+    view: ClipView,
+    benchmark: str,
+    part: str,
+    crop: float,
+    index_type: str,
+    seed: int = 0,
+) -> GalleryIndex:
+    """Embed split `part` and index it; an approximate index gets its recall@k against exact
+    search measured on up to 1,000 clips of the other part (the real query distribution)."""
+    ds = source.ds
+    indices = ds.split(benchmark, part)
+    features = gallery_features(source, loaded, view, indices, crop, part)
+    params = default_params(index_type, len(features))
+    index = build_faiss(features, indices, index_type, params)
+    recall = None
+    if index_type != "exact":
+        other = ds.split(benchmark, "test" if part == "train" else "train")
+        rng = np.random.default_rng(seed)
+        sample = np.sort(rng.choice(other, size=min(RECALL_QUERIES, len(other)), replace=False))
+        queries = gallery_features(source, loaded, view, sample, crop, "recall queries")
+        recall = measure_recall(index, features, indices, queries)
+    _, persons, _, channels = ds.clip(0).shape
+    meta = {
+        "index_type": index_type,
+        "params": params,
+        "recall": recall,
+        "dim": int(features.shape[1]),
+        "count": len(indices),
+        "ids": indices.tolist(),
+        "names": [ds.names[i] for i in indices],
+        "labels": ds.labels[indices].tolist(),
+        "class_names": list(ds.class_names),
+        "encoder": {"source": loaded.source, "sha256": loaded.sha256,
+                    "arch": loaded.encoder.config.get("name"), "seed": loaded.info.get("seed")},
+        "dataset": str(source.dataset_path),
+        "benchmark": benchmark,
+        "split": part,
+        "preprocess_options": ds.options,
+        "layout": ds.layout.to_dict(),
+        "persons": int(persons),
+        "channels": int(channels),
+        "frames": view.frames,
+        "stream": view.stream,
+        "crop": crop,
+    }
+    return GalleryIndex(index, meta, torch.from_numpy(features) if index_type == "exact" else None)
+
+
+def index_encoder(gallery: GalleryIndex, spec: str | None, where: Path | None) -> LoadedEncoder:
+    """The encoder that built `gallery` (`spec`, else the one recorded), checked by hash."""
+    meta = gallery.meta
+    recorded = meta["encoder"]
+    loaded = open_encoder(
+        spec or recorded["source"], layout=Layout.from_dict(meta["layout"]),
+        in_channels=meta["channels"], num_persons=meta["persons"], frames=meta["frames"],
+        seed=recorded.get("seed") or 0)
+    if loaded.sha256 != recorded["sha256"]:
+        raise SkelctlError(
+            f"the index was built by another encoder (sha256 {recorded['sha256'][:12]}, "
+            f"{loaded.source} has {loaded.sha256[:12]}): rebuild it with --build", where)
+    return loaded
+
+
+def gallery_view(gallery: GalleryIndex) -> ClipView:
+    return ClipView(gallery.meta["frames"], gallery.meta["stream"], Layout.from_dict(gallery.meta["layout"]))
+
+
+def run_index(run_dir: Path, source: ClipSource, loaded: LoadedEncoder, view: ClipView,
+              benchmark: str, crop: float) -> GalleryIndex:
+    """`<run>/index/`: the run's gallery, built on first use and rebuilt when the run's
+    encoder.pt has changed since (pretraining goes on writing it)."""
+    directory = run_dir / "index"
+    if (directory / "meta.json").is_file():
+        gallery = load_index(directory)
+        if gallery.meta["encoder"]["sha256"] == loaded.sha256 and gallery.meta["stream"] == view.stream:
+            return gallery
+        err.print(f"the run's encoder changed since {directory} was built: rebuilding it")
+    else:
+        err.print(f"building the run's index {directory} (first use)")
+    gallery = build_gallery(source, loaded, view, benchmark, "train", crop, "exact")
+    save_index(directory, gallery.index, gallery.meta)
+    return gallery
+
+
+# --- k-NN evaluation ----------------------------------------------------------------------------
+
+
+def knn_accuracy(sims: np.ndarray, neighbour_labels: np.ndarray, truth: np.ndarray,
+                 k_list: Iterable[int], num_classes: int) -> dict[str, Any]:
+    """Top-1 (1-NN), top-5 (a correct label among the 5 nearest) and, per k, the accuracy of
+    the majority vote (ties go to the class with the larger summed similarity) and of the
+    exp(sim / 0.1)-weighted vote, all in percent."""
+    q = len(truth)
+    if q == 0:
+        raise SkelctlError("the test split is empty: nothing to evaluate")
+    hits = neighbour_labels == truth[:, None]
+    result: dict[str, Any] = {
+        "top1": _percent(hits[:, 0]),
+        "top5": _percent(hits[:, :5].any(axis=1)),
+        "knn": {},
+    }
+    rows = np.repeat(np.arange(q), neighbour_labels.shape[1]).reshape(q, -1)
+    valid = neighbour_labels >= 0  # -1: an approximate index found fewer neighbours
+    for k in k_list:
+        kk = min(k, neighbour_labels.shape[1])
+        labels, r, ok = np.where(valid, neighbour_labels, 0)[:, :kk], rows[:, :kk], valid[:, :kk]
+        s = sims[:, :kk].astype(np.float64)
+        votes = np.zeros((q, num_classes))
+        np.add.at(votes, (r, labels), ok * (1.0 + s / (2 * kk + 1)))  # |s| <= 1: breaks ties only
+        weighted = np.zeros((q, num_classes))
+        np.add.at(weighted, (r, labels), ok * np.exp(s / KNN_TEMPERATURE))
+        result["knn"][str(k)] = {
+            "majority": _percent(votes.argmax(axis=1) == truth),
+            "weighted": _percent(weighted.argmax(axis=1) == truth),
+        }
+    return result
+
+
+def _percent(hits: np.ndarray) -> float:
+    return round(100.0 * float(np.mean(hits)), 4)
+
+
+def knn_evaluate(gallery: GalleryIndex, queries: np.ndarray, truth: np.ndarray,
+                 k_list: Sequence[int]) -> dict[str, Any]:
+    """The k-NN protocol of unit-norm `queries` against `gallery`."""
+    k = max([5, *k_list])
+    sims, positions = gallery.search(queries, k)
+    labels = np.where(positions >= 0, gallery.labels[positions], -1)
+    return knn_accuracy(sims, labels, np.asarray(truth), k_list, len(gallery.class_names))
+
+
+def memory_gallery(features: np.ndarray, ids: np.ndarray, labels: np.ndarray,
+                   names: Sequence[str], class_names: Sequence[str]) -> GalleryIndex:
+    """An exact in-memory gallery (no FAISS index, no files) over unit-norm `features`."""
+    meta = {"ids": ids.tolist(), "labels": labels.tolist(), "names": list(names),
+            "class_names": list(class_names)}
+    return GalleryIndex(None, meta, torch.from_numpy(np.ascontiguousarray(features, np.float32)))
+
+
+def ensemble_features(per_stream: Sequence[np.ndarray]) -> np.ndarray:
+    """Unit-norm concatenation whose inner products are the MEAN of the streams' cosines
+    (score-level ensemble of the similarities)."""
+    return np.ascontiguousarray(np.hstack(per_stream) / np.sqrt(len(per_stream)), dtype=np.float32)
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def single_encoder(job: EvalJob, what: str) -> tuple[LoadedEncoder, ClipView]:
+    if len(job.encoders) != 1:
+        raise SkelctlError(f"{what} takes one encoder (--streams ensembles are for --eval)")
+    return job.encoders[0], job.views[0]
+
+
+def build_index_dir(job: EvalJob, directory: Path, part: str, index_type: str, seed: int,
+                    use_cache: bool = True) -> dict[str, Any]:
+    """`retrieve --build`: embed split `part`, index it, write `directory`; the build summary."""
+    loaded, view = single_encoder(job, "--build")
+    gallery = build_gallery(clip_source(job, None, use_cache), loaded, view, job.benchmark, part,
+                            job.evaluation.linear.test_crop, index_type, seed)
+    save_index(directory, gallery.index, gallery.meta)
+    meta = gallery.meta
+    return {"index": str(directory), "index_type": index_type, "count": meta["count"],
+            "dim": meta["dim"], "params": meta["params"], "recall": meta["recall"],
+            "encoder_sha256": loaded.sha256, "dataset": meta["dataset"],
+            "benchmark": meta["benchmark"], "split": part, "stream": view.stream}
+
+
+def default_gallery(job: EvalJob, use_cache: bool = True) -> tuple[GalleryIndex, LoadedEncoder]:
+    """The gallery of the job's run (`<run>/index/`), built on first use."""
+    loaded, view = single_encoder(job, "--query")
+    if job.run_dir is None:
+        raise SkelctlError(f"{loaded.source} has no run directory to keep an index in: "
+                           "pass --index DIR (build one with --build DIR)")
+    gallery = run_index(job.run_dir, clip_source(job, None, use_cache), loaded, view,
+                        job.benchmark, job.evaluation.linear.test_crop)
+    return gallery, loaded
+
+
+def query_gallery(gallery: GalleryIndex, loaded: LoadedEncoder, paths: Sequence[Path], k: int,
+                  device: torch.device) -> list[list[Match]]:
+    """The k nearest gallery clips of every query file; every file is read and checked before
+    any is embedded, so one bad query fails the command before it prints anything."""
+    if k < 1:
+        raise SkelctlError(f"-k must be at least 1, got {k}")
+    meta = gallery.meta
+    layout = Layout.from_dict(meta["layout"])
+    clips = [load_query(p, layout, meta["preprocess_options"], meta["persons"], meta["channels"])
+             for p in paths]
+    features = embed_clips(loaded, gallery_view(gallery), clips, meta["crop"], device)
+    return search(gallery, features, k)
+
+
+def evaluate_knn(job: EvalJob, k_list: Sequence[int], use_cache: bool = True) -> dict[str, Any]:
+    """`retrieve --eval`: the k-NN protocol per stream (exact search) and, with several
+    streams, on their ensemble (mean cosine similarity)."""
+    ds, crop = job.dataset, job.evaluation.linear.test_crop
+    train_idx, test_idx = ds.split(job.benchmark, "train"), ds.split(job.benchmark, "test")
+    source = clip_source(job, None, use_cache)
+    names, truth = [ds.names[i] for i in train_idx], ds.labels[test_idx]
+    streams, galleries, queries = {}, [], []
+    for loaded, view in zip(job.encoders, job.views, strict=True):
+        galleries.append(gallery_features(source, loaded, view, train_idx, crop, "train"))
+        queries.append(gallery_features(source, loaded, view, test_idx, crop, "test"))
+        gallery = memory_gallery(galleries[-1], train_idx, ds.labels[train_idx], names, ds.class_names)
+        streams[view.stream] = knn_evaluate(gallery, queries[-1], truth, k_list)
+    headline = dict(streams[job.streams[0]])
+    if len(job.views) > 1:
+        gallery = memory_gallery(ensemble_features(galleries), train_idx, ds.labels[train_idx],
+                                 names, ds.class_names)
+        headline = {**knn_evaluate(gallery, ensemble_features(queries), truth, k_list),
+                    "ensemble": "mean of the streams' cosine similarities"}
+    return {"protocol": "knn-cosine", "description": KNN_PROTOCOL, **headline,
+            "streams": streams, "index": None, "index_type": "exact", "crop": crop,
+            **job.describe(), "num_gallery": len(train_idx), "num_queries": len(test_idx)}
+
+
+def evaluate_knn_index(gallery: GalleryIndex, directory: Path, loaded: LoadedEncoder,
+                       k_list: Sequence[int], device: torch.device) -> dict[str, Any]:
+    """`retrieve --index DIR --eval`: the k-NN protocol through a persisted (maybe approximate)
+    index; queries are the other part of the benchmark it was built from."""
+    from skelctl.data.store import open_dataset
+
+    meta = gallery.meta
+    ds = open_dataset(meta["dataset"])
+    part = "test" if meta["split"] == "train" else "train"
+    query_idx = ds.split(meta["benchmark"], part)
+    source = ClipSource(ds, Path(meta["dataset"]), device, FeatureCache(None))
+    features = gallery_features(source, loaded, gallery_view(gallery), query_idx, meta["crop"], part)
+    result = knn_evaluate(gallery, features, ds.labels[query_idx], k_list)
+    return {"protocol": "knn-cosine", "description": KNN_PROTOCOL, **result,
+            "streams": {meta["stream"]: dict(result)}, "index": str(directory),
+            "index_type": meta["index_type"], "crop": meta["crop"], "dataset": meta["dataset"],
+            "benchmark": meta["benchmark"], "encoders": [loaded.describe()],
+            "num_gallery": meta["count"], "num_queries": len(query_idx)}
