@@ -1,4 +1,9 @@
-"""Raw readers on the real fixtures, against an independent line-by-line reader; bad input."""
+"""Raw readers on the real fixtures, against an independent line-by-line reader; bad input.
+
+NTU files are read by the C parser (`skelctl/data/_speedups.c`) when it is built, and by the
+numpy reader otherwise or when C refuses a file: the NTU tests run with both (`parser`), and
+the two are compared token form by token form and on corrupted files.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from skelctl.data import formats
 from skelctl.data.denoise import select_bodies
 from skelctl.data.formats import (
+    BODY_INFO_FIELDS,
+    JOINT_FIELDS,
+    MAX_BODIES,
+    MAX_FRAMES,
+    NUM_JOINTS,
     NtuName,
     parse_ntu_name,
     parse_pku_name,
@@ -25,6 +36,19 @@ FIXTURES = Path(__file__).parent / "fixtures"
 NTU_FILES = sorted((FIXTURES / "ntu").glob("*.skeleton"))
 PKU_FILE = FIXTURES / "pku" / "A10N08-L.txt"
 SMALL = FIXTURES / "ntu" / "S001C001P001R001A005.skeleton"  # 54 frames, 1 body, LF
+
+
+@pytest.fixture(params=["c", "numpy"])
+def parser(request, monkeypatch) -> str:
+    """Read NTU files with the C parser (and numpy for what it refuses), or with numpy alone."""
+    if request.param == "c":
+        assert formats._speedups is not None, NOT_BUILT
+    else:
+        monkeypatch.setattr(formats, "_speedups", None)
+    return request.param
+
+
+NOT_BUILT = "the C extension skelctl.data._speedups is not built: run `pip install -e .`"
 
 
 def reference_read(path: Path) -> dict:
@@ -65,7 +89,7 @@ def test_fixtures_cover_both_line_endings_and_two_bodies():
 
 
 @pytest.mark.parametrize("path", NTU_FILES, ids=lambda p: p.stem)
-def test_ntu_matches_line_by_line_reader(path):
+def test_ntu_matches_line_by_line_reader(path, parser):
     f = read_ntu_skeleton(path)
     expected = reference_read(path)
     for field, value in expected.items():
@@ -81,7 +105,7 @@ def test_ntu_matches_line_by_line_reader(path):
 
 
 @pytest.mark.parametrize("path", NTU_FILES[:6], ids=lambda p: p.stem)
-def test_ntu_crlf_and_lf_read_the_same(path, tmp_path):
+def test_ntu_crlf_and_lf_read_the_same(path, tmp_path, parser):
     data = path.read_bytes()
     lf = data.replace(b"\r\n", b"\n")
     crlf = lf.replace(b"\n", b"\r\n")
@@ -168,7 +192,7 @@ BAD_NTU = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_NTU))
-def test_bad_ntu_input_names_path_and_line(case):
+def test_bad_ntu_input_names_path_and_line(case, parser):
     data, line, reason = BAD_NTU[case]
     name = "raw/" + SMALL.name
     for text in (data, data.replace(b"\n", b"\r\n")):  # lines count the same with CRLF
@@ -180,7 +204,7 @@ def test_bad_ntu_input_names_path_and_line(case):
 
 
 @pytest.mark.parametrize("cut", [0.3, 0.999])
-def test_truncated_file_reports_its_last_line(cut):
+def test_truncated_file_reports_its_last_line(cut, parser):
     data = SMALL.read_bytes()
     truncated = data[: int(len(data) * cut)]
     with pytest.raises(SkelctlError) as info:
@@ -194,22 +218,29 @@ def test_missing_file_is_a_clear_error(tmp_path):
         read_ntu_skeleton(tmp_path / "S001C001P001R001A001.skeleton")
 
 
-# Random corruptions of a real file: either a clean parse or a SkelctlError, never a crash.
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    kind=st.sampled_from(["truncate", "flip", "insert"]),
-    position=st.floats(0, 1),
-    junk=st.binary(min_size=1, max_size=12),
-)
-def test_random_corruption_never_crashes(kind, position, junk):
+CORRUPTIONS = {
+    "kind": st.sampled_from(["truncate", "flip", "insert"]),
+    "position": st.floats(0, 1),
+    "junk": st.binary(min_size=1, max_size=12),
+}
+
+
+def corrupt(kind: str, position: float, junk: bytes) -> bytes:
     data = SMALL.read_bytes()
     at = int(position * len(data))
     if kind == "truncate":
-        data = data[:at]
-    elif kind == "flip":
-        data = data[:at] + junk + data[at + len(junk):]
-    else:
-        data = data[:at] + junk + data[at:]
+        return data[:at]
+    if kind == "flip":
+        return data[:at] + junk + data[at + len(junk):]
+    return data[:at] + junk + data[at:]
+
+
+# Random corruptions of a real file: either a clean parse or a SkelctlError, never a crash.
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(**CORRUPTIONS)
+def test_random_corruption_never_crashes(kind, position, junk, parser):
+    data = corrupt(kind, position, junk)
     try:
         parsed = read_ntu_skeleton(data, SMALL.name)
     except SkelctlError as exc:
@@ -221,6 +252,118 @@ def test_random_corruption_never_crashes(kind, position, junk):
         except SkelctlError:
             continue
         assert clip.ndim == 4 and np.isfinite(clip).all()
+
+
+# --- the C parser against the numpy reader ------------------------------------------------------
+def test_c_extension_is_built_for_this_format():
+    """Fails rather than skips without the extension (CI builds it), so both readers are tested."""
+    assert formats._speedups is not None, NOT_BUILT
+    native = formats._speedups
+    assert (native.NUM_JOINTS, native.BODY_INFO_FIELDS, native.JOINT_FIELDS) == (
+        NUM_JOINTS, len(BODY_INFO_FIELDS), len(JOINT_FIELDS))
+
+
+def outcome(data: bytes, native: bool, monkeypatch) -> tuple:
+    """What the public reader makes of `data`: its arrays, or the error's (path, line, reason)."""
+    with monkeypatch.context() as patch:
+        if not native:
+            patch.setattr(formats, "_speedups", None)
+        try:
+            f = read_ntu_skeleton(data, "raw/" + SMALL.name)
+        except SkelctlError as exc:
+            return ("error", exc.path, exc.line, exc.reason)
+    return tuple(getattr(f, field) for field in ("body_counts", "body_id", "body_info", "joints"))
+
+
+def assert_same_outcome(data: bytes, monkeypatch) -> bool:
+    """C and numpy agree bit for bit (signs of zeros included), or fail with the same error, and C
+    refuses every file numpy rejects (it never explains errors itself). True for a clean file."""
+    assert formats._speedups is not None, NOT_BUILT
+    c, plain = outcome(data, True, monkeypatch), outcome(data, False, monkeypatch)
+    if isinstance(plain[0], str):
+        assert formats._speedups.parse_ntu(data, MAX_FRAMES, MAX_BODIES) is None
+        assert c == plain
+        return False
+    for got, expected in zip(c, plain, strict=True):
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        assert got.tobytes() == expected.tobytes()
+    return True
+
+
+def with_joint_tokens(tokens: list[bytes]) -> bytes:
+    """SMALL with its joint lines' numbers replaced by `tokens` (cycled), line structure kept."""
+    lines = lines_of(SMALL)
+    k = 0
+    for i, line in enumerate(lines):
+        fields = line.split()
+        if len(fields) == len(JOINT_FIELDS):
+            fields = [tokens[(k + j) % len(tokens)] for j in range(len(fields))]
+            k += len(fields)
+            lines[i] = b" ".join(fields) + (b"\r" if line.endswith(b"\r") else b"")
+    return b"\n".join(lines)
+
+
+# Beyond NUMBER_FORMS: the lengths where the C reader switches methods (8 and 16 digits, with
+# and without a dot, the dot in the second 8 bytes), exponents, signs, leading zeros.
+C_NUMBER_FORMS = [
+    b"12345678", b"123456789", b"1234567.8", b"12345678.9", b"0.05349901", b"-0.001234567",
+    b"1234567890123456", b"12345678901234567", b"123456789012345.6", b"9007199254740993",
+    b"9007199254740992.5", b"-12345678.90123456", b".12345678", b"-.123456789", b"0000000001",
+    b"-0.0", b"+0.5", b"+12", b"1E5", b"1e-7", b"-7.257856E-05", b"1.5e+22", b"3e-45",
+    b"1e-46", b"123456789012345678901234567890", b"0." + b"0" * 30 + b"7", b"3.4028235e38",
+]
+
+
+def test_c_and_numpy_agree_on_every_number_form(monkeypatch):
+    rng = np.random.default_rng(1)
+    tokens = NUMBER_FORMS + C_NUMBER_FORMS
+    for _ in range(3000):  # plus what a float32 printer writes
+        value = np.float32(rng.normal() * 10.0 ** rng.integers(-9, 9))
+        form = rng.choice(["{:.7g}", "{:.9g}", "{:.4f}", "{:.12f}", "{!r}", "{:.3e}", "{:.8E}"])
+        tokens.append(form.format(float(value)).encode())
+    data = with_joint_tokens(tokens)
+    assert formats._speedups.parse_ntu(data, MAX_FRAMES, MAX_BODIES) is not None  # no fallback
+    assert assert_same_outcome(data, monkeypatch)
+    joints = read_ntu_skeleton(data).joints.reshape(-1)
+    expected = [np.float32(float(tokens[k % len(tokens)])) for k in range(len(joints))]
+    assert joints.tobytes() == np.array(expected, dtype=np.float32).tobytes()
+
+
+BAD_TOKENS = [
+    b"1.2.3", b"--1", b"1-", b"-", b".", b"+", b"-.", b"1e", b"e5", b"1e+", b"1e5.5", b"0x10",
+    b"1_0", b"nan", b"-inf", b"1,5", b"+-1", b"1..", b"..1", b"12345678.9.1", b"1e39", b"-1e39",
+    b"3.5e38", b"1" * 80, b"\x001", b"1\x00", b"\xc3\xa9", b"1\x0c2",
+]
+
+
+@pytest.mark.parametrize("token", BAD_TOKENS)
+def test_c_refuses_every_bad_number(token, monkeypatch):
+    for at in (0, 5, 11):  # first, middle and last number of a joint line
+        tokens = [b"0.5"] * 300
+        tokens[at + 12 * 7] = token
+        assert not assert_same_outcome(with_joint_tokens(tokens), monkeypatch)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_NTU))
+def test_c_refuses_every_bad_file(case, monkeypatch):
+    data = BAD_NTU[case][0]
+    for text in (data, data.replace(b"\n", b"\r\n")):
+        assert not assert_same_outcome(text, monkeypatch)
+
+
+@pytest.mark.parametrize("line, text", [(1, b"1.0"), (1, b"+1"), (1, b"01"), (3, b"25.0"),
+                                        (3, b"+25"), (3, b"0025")])
+def test_unusual_counts_read_the_same(line, text, monkeypatch):
+    """The numpy reader takes a count written as any number it reads exactly, C only plain
+    digits: what C refuses, numpy reads, so the outcome is the same."""
+    assert assert_same_outcome(replace_line(BASE, line, text), monkeypatch)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(**CORRUPTIONS)
+def test_c_and_numpy_agree_on_random_corruptions(kind, position, junk, monkeypatch):
+    assert_same_outcome(corrupt(kind, position, junk), monkeypatch)
 
 
 # --- the number parser, through PKU files (150 numbers per line) --------------------------------

@@ -13,6 +13,8 @@ import h5py
 import numpy as np
 import pytest
 
+from skelctl.data import formats, store
+from skelctl.data import preprocess as preprocess_module
 from skelctl.data.denoise import select_bodies
 from skelctl.data.formats import read_ntu_skeleton
 from skelctl.data.layout import get_layout
@@ -180,6 +182,30 @@ def test_worker_count_does_not_change_the_file(ntu60, tmp_path):
     summary = preprocess("ntu60", raw, tmp_path / "w2.h5", PreprocessOptions(workers=2))
     assert summary["workers"] == 2
     assert_same_dataset(one_worker, tmp_path / "w2.h5")
+
+
+def test_without_the_c_speedups_the_file_is_the_same(ntu60, tmp_path, monkeypatch):
+    """The numpy reader and HDF5's own compression make the same dataset as the C extension."""
+    raw, with_c, _ = ntu60
+    assert formats._speedups is not None and store._speedups is not None, (
+        "the C extension skelctl.data._speedups is not built: run `pip install -e .`")
+    monkeypatch.setattr(formats, "_speedups", None)
+    monkeypatch.setattr(store, "_speedups", None)
+    preprocess("ntu60", raw, tmp_path / "plain.h5", PreprocessOptions(workers=1))
+    assert_same_dataset(with_c, tmp_path / "plain.h5")
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_batches_for_workers_keep_the_order_and_their_limits(workers):
+    sizes = [1 << 20] * 40 + [9 << 20] + [1 << 10] * 300
+    tasks = [SimpleNamespace(file=SimpleNamespace(size=size), index=k) for k, size in enumerate(sizes)]
+    batches = list(preprocess_module._batches(tasks, workers))
+    assert [t.index for batch in batches for t in batch] == list(range(len(tasks)))
+    most = min(preprocess_module._BATCH_FILES, len(tasks) // (4 * workers))
+    for batch in batches:
+        assert 0 < len(batch) <= most
+        assert sum(t.file.size for t in batch[:-1]) < preprocess_module._BATCH_BYTES
+    assert len(batches) >= 4 * workers
 
 
 def test_missing_list_applied_overridden_disabled(shared_fixtures, tmp_path):

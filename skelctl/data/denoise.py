@@ -47,37 +47,47 @@ def _assemble(f: NtuSkeletonFile, slot: np.ndarray) -> np.ndarray:
     clip = np.zeros((f.frame_count, NUM_ACTORS) + xyz.shape[1:], dtype=np.float32)
     chosen = np.flatnonzero(slot >= 0)
     clip[f.body_frame[chosen], slot[chosen]] = xyz[chosen]
-    present = clip.any(axis=(1, 2, 3))  # an all-zero body is indistinguishable from none
+    present = clip.reshape(len(clip), -1).any(axis=1)  # an all-zero body is like none
     if not present.any():
         raise SkelctlError("no body left after denoising", f.path)
-    return clip[present]
+    return clip if present.all() else clip[present]
 
 
 def _denoised_slots(f: NtuSkeletonFile) -> np.ndarray:
-    """Actor slot (0, 1, or -1 for dropped) of every record, by SPEC 2.1."""
-    slot = np.full(len(f.body_id), -1, dtype=np.int64)
-    ids, first_seen, which = np.unique(f.body_id, return_index=True, return_inverse=True)
-    if len(ids) <= 1:  # a single body is taken as is
-        slot[:] = 0
-        return slot
-    bodies = [np.flatnonzero(which == k) for k in np.argsort(first_seen)]  # by first appearance
+    """Actor slot (0, 1, or -1 for dropped) of every record, by SPEC 2.1.
 
-    # 1. Length: a body ID seen in few frames is noise.
-    bodies = [b for b in bodies if len(np.unique(f.body_frame[b])) > NOISE_MAX_FRAMES]
-    # 2. Spread: drop a body whose frames are mostly wider than tall, but never the last one
-    #    (the reference stops there too). 3. Motion over its non-noisy frames.
+    Most files hold one body ID: a check that costs one comparison. The per-body statistics of
+    the others are computed for all records at once; only the short walk over bodies is Python.
+    """
+    ids = f.body_id
+    if len(ids) == 0 or (ids == ids[0]).all():  # a single body is taken as is
+        return np.zeros(len(ids), dtype=np.int64)
+    slot = np.full(len(ids), -1, dtype=np.int64)
+    _, first_seen, which = np.unique(ids, return_index=True, return_inverse=True)
+    # 1. Length: a body ID seen in few frames is noise (frames counted once per ID).
+    seen = np.zeros((len(first_seen), f.frame_count), dtype=bool)
+    seen[which, f.body_frame] = True
+    frames_seen = seen.sum(axis=1)
+    # 2. Spread: a record is noisy when its x spread > 0.8 * its y spread. Joints are laid out
+    #    first, (joint, record, xyz), so that numpy reduces over them row by row.
+    joints = np.ascontiguousarray(f.xyz.transpose(1, 0, 2))
+    spread = joints.max(axis=0).astype(np.float64) - joints.min(axis=0)
+    noisy = spread[:, 0] > SPREAD_RATIO * spread[:, 1]
+    noisy_share = np.bincount(which, weights=noisy) / np.bincount(which)
+    bodies = [k for k in np.argsort(first_seen) if frames_seen[k] > NOISE_MAX_FRAMES]
+    # A body mostly noisy is dropped, but never the last one (the reference stops there too).
+    # 3. Motion: the summed variance of x, y and z over its non-noisy records.
+    coordinates = np.ascontiguousarray(f.xyz.transpose(2, 0, 1), dtype=np.float64)
     kept, motion = [], []
     remaining = len(bodies)
-    for body in bodies:
-        points = f.xyz[body].astype(np.float64)
-        spread = points.max(axis=1) - points.min(axis=1)  # (frames, xyz)
-        noisy = spread[:, 0] > SPREAD_RATIO * spread[:, 1]
-        if remaining > 1 and noisy.mean() >= NOISY_FRACTION:
+    for k in bodies:
+        if remaining > 1 and noisy_share[k] >= NOISY_FRACTION:
             remaining -= 1
             continue
-        clean = points[~noisy] if not noisy.all() else points
-        kept.append(body)
-        motion.append(float(np.var(clean.reshape(-1, 3), axis=0).sum()))
+        records = np.flatnonzero(which == k)
+        clean = records[~noisy[records]] if not noisy[records].all() else records
+        kept.append(records)
+        motion.append(float(coordinates[:, clean].reshape(3, -1).var(axis=1).sum()))
 
     # 4. Actors: by decreasing motion (ties: first seen first), a body joins actor 1 if it
     #    shares no frame with actor 1's bodies, else actor 2 on the same terms, else it is dropped.

@@ -18,13 +18,15 @@ def center_on_joint(x: np.ndarray, layout: Layout) -> np.ndarray:
     """Translate both actors by actor 1's `layout.center` joint in its first valid frame (the
     SGN convention), so positions are relative to the performer instead of the camera."""
     x = _check(x)
-    present = x.any(axis=(2, 3))
+    frames, actors, joints, channels = x.shape
+    poses = x.reshape(frames, actors, joints * channels)  # numpy is slow over axes of 3
+    present = poses.any(axis=2)
     reference = _reference_pose(x, present)
     if reference is None:
         return x.copy()
-    centred = x - reference[layout.center]
+    centred = poses - np.tile(reference[layout.center], joints)
     centred[~present] = 0
-    return centred
+    return centred.reshape(x.shape)
 
 
 def align_view(x: np.ndarray, layout: Layout) -> np.ndarray:

@@ -13,6 +13,7 @@ import functools
 import importlib
 import importlib.util
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import select
 import signal
@@ -50,7 +51,12 @@ BODY_METHODS = ("denoise", "energy", "first")
 LABEL_FRAMES = ("inclusive", "halfopen")
 LONG_CLIPS = ("center", "truncate")
 PKU_VIEWS = {"L": 1, "M": 2, "R": 3}  # stored as the camera number, like NTU's C001-C003
-_TASKS_PER_WORKER = 8  # tasks in flight per worker: enough to hide latency, bounded memory
+# Workers get tasks in batches of consecutive files: one pool round trip costs ~0.3 ms of CPU
+# (pickling, pipes, the pool's threads), as much as parsing a file. A few batches per worker are
+# in flight: enough to hide latency, and memory stays bounded whatever the number of files.
+_BATCH_FILES = 32
+_BATCH_BYTES = 8 << 20  # of raw input
+_BATCHES_PER_WORKER = 3
 
 
 @dataclass(frozen=True)
@@ -105,13 +111,14 @@ class RawFile:
     def display(self) -> str:
         return f"{self.archive}/{self.member}" if self.archive else self.member
 
-    @property
-    def stem(self) -> str:
+    @functools.cached_property
+    def stem(self) -> str:  # cached: planning asks for it a few times per file
         return PurePosixPath(self.member).stem
 
     def read(self) -> bytes:
         if self.archive is None:
-            return Path(self.member).read_bytes()
+            with open(self.member, "rb") as f:
+                return f.read()
         return _open_archive(self.archive).read(self.member)
 
 
@@ -519,23 +526,76 @@ def _in_order(
         return
     context = multiprocessing.get_context("forkserver")  # no fork of a threaded parent
     context.set_forkserver_preload([__name__])
+    with _environment(_ONE_THREAD):  # the server's environment is its workers'
+        multiprocessing.forkserver.ensure_running()
     pool = ProcessPoolExecutor(
         workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
     )
     try:
-        pending: deque[Future[Parsed]] = deque()
-        queue = iter(tasks)
-        for task in islice(queue, workers * _TASKS_PER_WORKER):
-            pending.append(pool.submit(work, task))
+        # Batches in task order: futures of the pool, or results the parent made itself while
+        # the workers were starting (a new interpreter importing numpy and h5py: ~0.4 s). The
+        # parent stops when the first batch comes back, so it parses alongside the workers for
+        # at most one batch (~30 ms): `workers` cores, not one more.
+        pending: deque[Future[list[Parsed]] | list[Parsed]] = deque()
+        batches = _batches(tasks, workers)
+        for batch in islice(batches, workers * _BATCHES_PER_WORKER):
+            pending.append(pool.submit(_run_batch, work, batch))
+        starting = True
         while pending:
-            result = pending.popleft().result()
-            for task in islice(queue, 1):
-                pending.append(pool.submit(work, task))
-            yield result
+            head = pending[0]
+            starting = starting and isinstance(head, Future) and not head.done()
+            if starting and len(pending) < 4 * workers * _BATCHES_PER_WORKER:
+                batch = next(batches, None)
+                if batch is not None:
+                    pending.append(_run_batch(work, batch))
+                    continue
+            pending.popleft()
+            results = head.result() if isinstance(head, Future) else head
+            for batch in islice(batches, 1):
+                pending.append(pool.submit(_run_batch, work, batch))
+            yield from results
     except BrokenProcessPool as exc:
         raise RuntimeFailure(f"a parsing worker died ({exc}); no output written") from exc
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+# Parsing never multiplies matrices, yet each process's BLAS starts (and, for a while, spins)
+# one thread per core: on 16 cores, ~1.5 CPU-seconds per worker for nothing. A user's setting
+# wins.
+_ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@contextlib.contextmanager
+def _environment(defaults: dict[str, str]) -> Iterator[None]:
+    """Set the variables of `defaults` that are not set, for the duration of the block."""
+    added = [key for key in defaults if key not in os.environ]
+    os.environ.update({key: defaults[key] for key in added})
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def _batches(tasks: Sequence[Any], workers: int) -> Iterator[list[Any]]:
+    """Consecutive tasks, up to `_BATCH_FILES` files or `_BATCH_BYTES` of input per batch, and
+    at least four batches per worker so that small datasets still spread over all workers."""
+    most = max(1, min(_BATCH_FILES, len(tasks) // (4 * workers)))
+    batch: list[Any] = []
+    size = 0
+    for task in tasks:
+        batch.append(task)
+        size += task.file.size
+        if len(batch) == most or size >= _BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _run_batch(work: Callable[[Any], Parsed], batch: list[Any]) -> list[Parsed]:
+    return [work(task) for task in batch]
 
 
 def default_workers() -> int:

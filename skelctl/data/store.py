@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,14 +35,22 @@ from skelctl.atomic import atomic_path
 from skelctl.data.layout import Layout
 from skelctl.errors import RuntimeFailure, SkelctlError
 
+try:  # optional C speedups: chunks compressed here, not by HDF5 (same format, 3-5x faster)
+    from skelctl.data import _speedups
+except ImportError:  # pragma: no cover - depends on the build
+    _speedups = None
+
 FORMAT = "skelctl-skeletons/1"
 NUM_BODIES = 2
 META_COLUMNS = ("subject", "camera", "setup", "replication")
 SPLIT_PARTS = ("train", "test")
 # 256 frames x 2 bodies x 25 joints x 3 = 150 KiB per chunk: a typical clip touches one or two
-# chunks, and whole-split reads stay sequential. Byte-shuffle + lzf: ~1.9x smaller than raw
-# and writes ~200 MB/s; shuffle + gzip-1 is ~10% smaller but writes 2x slower (measured on the
-# real fixtures; benchmarks/bench_preprocess.py prints the comparison).
+# chunks, and whole-split reads stay sequential. Byte-shuffle + lzf: ~1.95x smaller than raw
+# (absent bodies, exponents and still joints repeat); shuffle + gzip-1 is ~10% smaller but
+# writes 3x slower. With the C speedups the writer shuffles and LZF-compresses whole chunks
+# itself (`_speedups.shuffle_lzf`, 3-5x faster than HDF5 running liblzf, as small) and stores
+# them with `write_direct_chunk`: the same filters, so any h5py reads them; without the
+# extension HDF5 applies the filters (benchmarks/bench_preprocess.py measures both).
 CHUNK_FRAMES = 256
 COMPRESSION = "lzf"
 _BUFFER_CHUNKS = 16  # frames are appended in whole chunks; at most this many wait in memory
@@ -99,6 +108,7 @@ class DatasetWriter:
         self._rejected: list[Rejection] = []
         self._stack: contextlib.ExitStack | None = None
         self._file: h5py.File | None = None
+        self._skip_lzf = 0  # the chunk filter mask that marks lzf as not applied
 
     def __enter__(self) -> DatasetWriter:
         if self.out.is_dir():
@@ -109,7 +119,7 @@ class DatasetWriter:
                 self._file = stack.enter_context(h5py.File(tmp, "w"))
             except OSError as exc:
                 raise SkelctlError(f"cannot write the dataset ({exc})", self.out) from exc
-            self._file.create_dataset(
+            joints = self._file.create_dataset(
                 "joints",
                 shape=(0, *self.frame_shape),
                 maxshape=(None, *self.frame_shape),
@@ -118,6 +128,9 @@ class DatasetWriter:
                 compression=COMPRESSION,
                 shuffle=True,
             )
+            pipeline = joints.id.get_create_plist()
+            filters = [pipeline.get_filter(k)[0] for k in range(pipeline.get_nfilters())]
+            self._skip_lzf = 1 << filters.index(h5py.h5z.FILTER_LZF)
             self._stack = stack.pop_all()
         return self
 
@@ -181,11 +194,33 @@ class DatasetWriter:
         joints = self._file["joints"]
         try:
             joints.resize(self._frames + self._buffered, axis=0)
-            joints[self._frames :] = self._buffer[: self._buffered]
+            if _speedups is None:
+                joints[self._frames :] = self._buffer[: self._buffered]
+            else:
+                self._write_chunks(joints)
         except OSError as exc:  # disk full, quota: a failed job, not bad input
             raise RuntimeFailure(f"cannot write the dataset ({exc})", self.out) from exc
         self._frames += self._buffered
         self._buffered = 0
+
+    def _write_chunks(self, joints: h5py.Dataset) -> None:
+        """Store the buffered frames as whole chunks, shuffled and LZF-compressed here.
+
+        The buffer starts on a chunk boundary (it is flushed only when full, or last); the last
+        chunk's frames beyond the data are zeros, outside the dataset's shape.
+        """
+        assert self._frames % CHUNK_FRAMES == 0, "chunks are written whole"
+        end = -(-self._buffered // CHUNK_FRAMES) * CHUNK_FRAMES
+        self._buffer[self._buffered : end] = 0
+        channels = self.frame_shape[-1]
+        # Where values repeat in a shuffled plane: the previous value, the same coordinate of
+        # the previous joint, the same value one frame earlier (LZF reaches 8192 bytes back).
+        distances = tuple(d for d in (1, channels, math.prod(self.frame_shape)) if d <= 8192)
+        for start in range(0, end, CHUNK_FRAMES):
+            chunk = self._buffer[start : start + CHUNK_FRAMES]
+            payload, compressed = _speedups.shuffle_lzf(chunk, chunk.itemsize, distances)
+            where = (self._frames + start, *(0 for _ in self.frame_shape))
+            joints.id.write_direct_chunk(where, payload, 0 if compressed else self._skip_lzf)
 
     def _finish(self) -> None:
         self._flush()
