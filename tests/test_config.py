@@ -25,7 +25,9 @@ def test_every_shipped_preset_is_listed_and_loads():
         cfg = load_preset(name)
         assert cfg.preset == name
         assert cfg.method.name in name or name == "demo"
-        assert cfg.data.benchmark == "xsub"
+    for name in SHIPPED:
+        cfg = load_preset(name)
+        assert (cfg.data.dataset, cfg.data.benchmark) == ("synth-ntu60" if name == "demo" else "ntu60", "xsub")
 
 
 def test_presets_hold_the_papers_values():

@@ -259,7 +259,8 @@ def test_demo_preset_on_synthetic_ntu60_finishes_and_its_knn_beats_chance(tmp_pa
         made = run_skelctl(*command)
         assert made.returncode == 0, made.stderr
     result = run_skelctl("pretrain", "--preset", "demo", "--out", str(tmp_path / "run"), "--epochs", "4",
-                         "--set", "train.knn_every=2", "--json", env={"SKELCTL_DATA": str(tmp_path)})
+                         "--precision", "fp32", "--set", "train.knn_every=2", "--json",
+                         env={"SKELCTL_DATA": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["epochs"] == 4 and math.isfinite(summary["final_loss"])

@@ -64,18 +64,21 @@ def resolve_precision(
         return Precision("bf16" if torch.cuda.is_bf16_supported() else "fp16")
     if trial_step is None:
         return Precision("fp32")
-    fp32, bf16 = (_time_step(trial_step, Precision(name)) for name in ("fp32", "bf16"))
+    fp32, bf16 = _time_steps(trial_step, [Precision("fp32"), Precision("bf16")])
     return Precision("bf16" if bf16 * CPU_BF16_MIN_SPEEDUP < fp32 else "fp32")
 
 
-def _time_step(step: Callable[[Precision], None], precision: Precision, repeats: int = 2) -> float:
-    """Best of `repeats` timed steps after one warm-up step (the first call builds kernels)."""
-    step(precision)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
+def _time_steps(step: Callable[[Precision], None], candidates: list[Precision], rounds: int = 2) -> list[float]:
+    """Best time of each candidate over `rounds` interleaved timed steps, after one warm-up step
+    each (the first call builds kernels); interleaving spreads load from other jobs evenly."""
+    for precision in candidates:
         step(precision)
-        best = min(best, time.perf_counter() - start)
+    best = [float("inf")] * len(candidates)
+    for _ in range(rounds):
+        for i, precision in enumerate(candidates):
+            start = time.perf_counter()
+            step(precision)
+            best[i] = min(best[i], time.perf_counter() - start)
     return best
 
 

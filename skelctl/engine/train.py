@@ -7,7 +7,13 @@ killed and resumed from a checkpoint, and differ between epochs and between rank
 
 A step: the global batch (`train.batch_size`) is cut into `world_size` rank shards, each into
 `accumulate` micro-batches; every micro-batch makes its views (no grad), runs the method under
-autocast and back-propagates `loss / accumulate`; one SGD step follows.
+autocast and back-propagates `loss / accumulate`; one SGD step follows. The gradient is then the
+large batch's mean gradient; what stays per micro-batch, as with DDP ranks, is what the method
+does inside `forward`: BatchNorm statistics, the key encoder's momentum update and the enqueue.
+
+Resume is bit-exact for the same device, precision, world size and thread count: a checkpoint
+holds the model (queue included), the optimizer, the loss scaler, the position (epoch, step) and
+the epoch's running loss sums.
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ RESUMABLE_KEYS = (
     "train.epochs", "train.device", "train.compile", "train.log_every", "train.checkpoint_every_steps",
     "train.keep_every_epochs", "train.knn_every", "train.knn_k", "evaluation",
 )
-PRECISION_TRIAL_BATCH = 16
+PRECISION_TRIAL_BATCH = 8
 
 
 def derive_seed(*parts: int) -> int:
@@ -202,6 +208,8 @@ class Trainer:
         found = load_first_good(candidates) if self.ctx.is_main else None
         path = distributed.broadcast_object(None if found is None else str(found[1]), self.ctx)
         if path is None:
+            if self.ctx.is_main:
+                run.truncate_metrics(-1)  # a run killed before its first checkpoint starts over
             return
         checkpoint = found[0] if found is not None else load_first_good([Path(path)])[0]
         self.method.load_state_dict(checkpoint["model"])
@@ -247,7 +255,7 @@ class Trainer:
         forward = torch.compile(model) if cfg.train.compile else model
         self.method.train()
         samples, seconds = 0, 0.0
-        if cfg.train.knn_every and state.step == 0:  # the untrained baseline the monitor should beat
+        if cfg.train.knn_every and state.step == 0:  # the untrained network's score, for comparison
             knn = self._knn()
             self._log({"kind": "knn", "epoch": 0, "step": 0, "knn": knn})
             if self.ctx.is_main:

@@ -59,7 +59,8 @@ def build_method(cfg: MethodConfig, layout: Layout, frames: int = 64, stream: st
         return SkeletonCLR(branch, views, temperature, primary=representation)
     if cfg.name == "isc":
         branches = {
-            r: build_branch(cfg.representation_encoders[r], layout, cfg.moco, **shape)
+            r: build_branch(cfg.representation_encoders[r], layout, cfg.moco, **shape,
+                            encoder_kwargs=cfg.representation_kwargs.get(r))
             for r in cfg.pair
         }
         primary = "graph" if "graph" in cfg.pair else cfg.pair[0]

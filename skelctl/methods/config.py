@@ -78,6 +78,8 @@ class MethodConfig:
     representation_encoders: dict[str, str] = field(
         default_factory=lambda: {"sequence": "gru", "graph": "agcn", "image": "cnn"}
     )
+    # isc: options of each representation's backbone, e.g. {sequence: {hidden_size: 64}} (small demos)
+    representation_kwargs: dict[str, dict[str, str | int | float | bool]] = field(default_factory=dict)
     moco: MocoConfig = field(default_factory=MocoConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     skelemix: SkeleMixConfig = field(default_factory=SkeleMixConfig)
@@ -88,6 +90,9 @@ class MethodConfig:
         missing = [r for r in self.pair if r not in self.representation_encoders]
         if missing:
             raise ValueError(f"representation_encoders has no encoder for {missing[0]!r}")
+        unknown = [r for r in self.representation_kwargs if r not in REPRESENTATIONS]
+        if unknown:
+            raise ValueError(f"representation_kwargs: {unknown[0]!r} is not one of {', '.join(REPRESENTATIONS)}")
 
 
 def paper_defaults(name: str) -> MethodConfig:
