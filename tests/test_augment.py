@@ -17,6 +17,7 @@ from skelctl.augment import (
     mix,
     pad_crop,
     resize,
+    rotate,
     sample_region,
     shear,
     to_stream,
@@ -498,3 +499,28 @@ def test_isc_joint_count_keeps_ntu_share_on_other_layouts():
         masked = joint_mask(x, gen)
         zeroed = (masked.abs().sum(dim=(1, 2, 4)) == 0).sum(dim=1)
         assert (zeroed == expected).all()
+
+
+@pytest.mark.parametrize("degrees", [30.0, 90.0])
+def test_rotate_turns_each_sample_about_the_vertical_by_a_uniform_angle(degrees):
+    n = 3000
+    matrices = rotate(basis_batch(n), gen(5), degrees)[..., 0, 0]  # (N, 3, 3) = the rotation
+    eye = torch.eye(3).expand(n, 3, 3)
+    assert torch.allclose(matrices @ matrices.transpose(1, 2), eye, atol=1e-5)  # orthogonal
+    assert torch.allclose(torch.linalg.det(matrices), torch.ones(n), atol=1e-5)  # no mirroring
+    assert torch.equal(matrices[:, 1], torch.tensor([0.0, 1.0, 0.0]).expand(n, 3))  # y stays
+    angle = torch.rad2deg(torch.atan2(matrices[:, 0, 2], matrices[:, 0, 0]))
+    assert angle.abs().max() <= degrees + 1e-3
+    assert angle.abs().max() > 0.95 * degrees
+    assert abs(angle.mean()) < 0.03 * degrees
+    assert abs(angle.var() - degrees**2 / 3) < 0.06 * degrees**2 / 3
+
+
+def test_rotate_keeps_absent_bodies_at_zero_and_refuses_2d_input():
+    x = torch.randn(4, 3, 8, 25, 2)
+    x[..., 1] = 0
+    out = rotate(x, gen(6), 45.0)
+    assert torch.equal(out[..., 1], torch.zeros_like(out[..., 1]))
+    assert torch.allclose(out.norm(dim=1), x.norm(dim=1), atol=1e-5)  # joint distances kept
+    with pytest.raises(SkelctlError, match="3-D"):
+        rotate(torch.randn(2, 2, 8, 25, 2), gen(0), 45.0)

@@ -1,7 +1,7 @@
 """Batched, device-side augmentations of `(N, C, T, V, M)` clips; every draw from a Generator."""
 
 from skelctl.augment.skelemix import MixRegion, mix, sample_region
-from skelctl.augment.spatial import isc_one_of, joint_jitter, joint_mask, shear
+from skelctl.augment.spatial import isc_one_of, joint_jitter, joint_mask, rotate, shear
 from skelctl.augment.streams import STREAMS, to_stream
 from skelctl.augment.temporal import crop_resize, pad_crop, resize
 
@@ -15,6 +15,7 @@ __all__ = [
     "mix",
     "pad_crop",
     "resize",
+    "rotate",
     "sample_region",
     "shear",
     "to_stream",

@@ -8,6 +8,8 @@ and it keeps absent (all-zero) bodies at zero.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from skelctl.errors import SkelctlError
@@ -17,6 +19,22 @@ def shear(x: torch.Tensor, gen: torch.Generator, magnitude: float = 0.5) -> torc
     """Shear (SPEC 4/5): unit diagonal, off-diagonals ~ U(-magnitude, magnitude), per sample."""
     n, c, _, v, _ = x.shape
     return _apply(x, _shear_matrices(n, c, gen, magnitude, x.device)[:, None].expand(n, v, c, c))
+
+
+def rotate(x: torch.Tensor, gen: torch.Generator, max_degrees: float, axis: int = 1) -> torch.Tensor:
+    """Rotate each sample about coordinate `axis` (1 = y, the camera's vertical) by an angle
+    ~ U(-max_degrees, max_degrees): a change of viewpoint. Not in either paper; skelctl's
+    short CPU presets add it because view is the nuisance a cross-view benchmark tests, and
+    a few minutes of training do not learn that invariance from shear alone."""
+    n, c, _, v, _ = x.shape
+    if c != 3:
+        raise SkelctlError(f"rotate needs 3-D coordinates, got {c} channels")
+    angle = (2 * torch.rand(n, generator=gen, device=x.device) - 1) * math.radians(max_degrees)
+    cos, sin = angle.cos(), angle.sin()
+    a, b = [i for i in range(3) if i != axis]
+    maps = torch.eye(3, device=x.device).repeat(n, 1, 1)
+    maps[:, a, a], maps[:, a, b], maps[:, b, a], maps[:, b, b] = cos, sin, -sin, cos
+    return _apply(x, maps[:, None].expand(n, v, c, c))
 
 
 ISC_JOINT_SHARE = 15 / 25

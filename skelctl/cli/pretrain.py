@@ -15,6 +15,8 @@ class Benchmark(str, Enum):
     xsub = "xsub"
     xview = "xview"
     xset = "xset"
+    split = "split"  # custom datasets: the labels.csv split column
+    random = "random"  # custom datasets: the seeded stratified 80/20 split
 
 
 class Stream(str, Enum):

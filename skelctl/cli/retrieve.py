@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
         if index is not None:
             gallery = load_index(index)
             loaded = retrieval.index_encoder(gallery, encoder[0] if encoder else None, index)
-            run_device = resolve_device(device)
+            run_device = resolve_device(device, "--device")
         elif query:
             job = resolve_job(encoder, parse_streams(streams), data, benchmark, device, seed, frames)
             gallery, loaded = retrieval.default_gallery(job)

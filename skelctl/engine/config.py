@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Stream = Literal["joint", "motion", "bone"]
-Benchmark = Literal["xsub", "xview", "xset"]
+Benchmark = Literal["xsub", "xview", "xset", "split", "random"]  # split/random: custom datasets
 
 
 def _range(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:

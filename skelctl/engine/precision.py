@@ -36,18 +36,18 @@ class Precision:
         return self.name == "fp16"
 
 
-def resolve_device(requested: str) -> torch.device:
-    """`auto` is the first CUDA device when there is one, else the CPU."""
+def resolve_device(requested: str, key: str = "train.device") -> torch.device:
+    """`auto` is the first CUDA device when there is one, else the CPU; errors name `key`."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(requested)
     except RuntimeError as exc:
-        raise SkelctlError(f"train.device: unknown device {requested!r} (cpu, cuda, cuda:N, auto)") from exc
+        raise SkelctlError(f"{key}: unknown device {requested!r} (cpu, cuda, cuda:N, auto)") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SkelctlError("train.device: CUDA requested but no CUDA device is available")
+        raise SkelctlError(f"{key}: CUDA requested but no CUDA device is available")
     if device.type not in {"cpu", "cuda"}:
-        raise SkelctlError(f"train.device: unsupported device type {device.type!r} (cpu or cuda)")
+        raise SkelctlError(f"{key}: unsupported device type {device.type!r} (cpu or cuda)")
     return device
 
 

@@ -139,7 +139,7 @@ def resolve_job(
         raise SkelctlError(
             f"no benchmark '{bench}' in this dataset (it has: {', '.join(dataset.benchmarks) or 'none'})",
             dataset_path)
-    return EvalJob(encoders, views, dataset, dataset_path, str(bench), resolve_device(device),
+    return EvalJob(encoders, views, dataset, dataset_path, str(bench), resolve_device(device, "--device"),
                    _evaluation_defaults(encoders[0]))
 
 

@@ -42,6 +42,7 @@ class AugmentConfig:
     crop_scale: tuple[float, float] = (0.1, 1.0)  # crop_resize only: fraction of the valid length
     spatial: Literal["shear", "isc_one_of"] = "shear"
     shear: float = field(default=0.5, metadata=_range(0.0, None))  # "shear": U(-shear, shear)
+    rotate: float = field(default=0.0, metadata=_range(0.0, 180.0))  # degrees about the vertical; 0 = off (the papers)
 
     def __post_init__(self) -> None:
         lo, hi = self.crop_scale

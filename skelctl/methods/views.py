@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from skelctl.augment import crop_resize, isc_one_of, pad_crop, shear, to_stream
+from skelctl.augment import crop_resize, isc_one_of, pad_crop, rotate, shear, to_stream
 from skelctl.augment.streams import STREAMS
 from skelctl.data.clips import ClipBank
 from skelctl.data.layout import Layout
@@ -13,7 +13,7 @@ from skelctl.methods.config import AugmentConfig
 
 
 class ViewMaker:
-    """One random view per clip: temporal crop -> spatial transform -> input stream.
+    """One random view per clip: temporal crop -> (rotation) -> spatial transform -> stream.
 
     The stream (motion, bone) is computed from the augmented joints, as the reference feeders
     do, so SkeleMix later pastes stream values, not joints.
@@ -35,6 +35,8 @@ class ViewMaker:
             x = pad_crop(bank, idx, self.frames, gen=gen)
         else:
             x = crop_resize(bank, idx, self.frames, cfg.crop_scale, gen)
+        if cfg.rotate:
+            x = rotate(x, gen, cfg.rotate)
         x = shear(x, gen, cfg.shear) if cfg.spatial == "shear" else isc_one_of(x, gen)
         return to_stream(x, self.stream, self.layout)
 
