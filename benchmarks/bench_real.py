@@ -135,10 +135,7 @@ def save_initial_encoder(cfg: Any, layout: Any, in_channels: int, seed: int, pat
     architecture, same draw), saved as an encoder.pt: the "random encoder" baseline.
 
     With `calibrate_on` (a ClipBank of training clips) its BatchNorm running statistics are
-    re-estimated on those clips first (no labels, no gradient). Why: at initialisation they are
-    mean 0 / variance 1, so a frozen random ST-GCN (N(0, 0.02) weights, ten blocks) outputs
-    features around 1e-7 and a linear probe sits at chance; pretraining fits these statistics as
-    a side effect, so the fair random baseline gets them too.
+    those of the clips (`skelctl.evaluate.features.calibrate_batchnorm`).
     """
     from skelctl.engine.checkpoint import save_encoder
     from skelctl.engine.train import _INIT, derive_seed
@@ -149,36 +146,15 @@ def save_initial_encoder(cfg: Any, layout: Any, in_channels: int, seed: int, pat
         method = build_method(cfg.method, layout, cfg.data.frames, cfg.data.stream, in_channels=in_channels)
     encoder = method.query_encoder
     if calibrate_on is not None:
-        calibrate_batchnorm(encoder, calibrate_on, cfg.data.frames, cfg.data.stream, layout)
+        from skelctl.evaluate.features import ClipView, calibrate_batchnorm
+
+        calibrate_batchnorm(encoder, calibrate_on, ClipView(cfg.data.frames, cfg.data.stream, layout))
     info = {"method": "random-init", "preset": cfg.preset, "dataset": cfg.data.dataset,
             "benchmark": cfg.data.benchmark, "stream": cfg.data.stream, "frames": cfg.data.frames,
             "layout": layout.to_dict(), "seed": seed, "encoder": method.primary,
             "batchnorm": "calibrated on the training clips" if calibrate_on is not None else "initial"}
     save_encoder(path, encoder, info)
     return path
-
-
-@torch.no_grad()
-def calibrate_batchnorm(encoder: torch.nn.Module, bank: Any, frames: int, stream: str, layout: Any,
-                        batch_size: int = 128) -> None:
-    """BatchNorm running statistics = the exact average over every clip of `bank` (whole clip
-    resized to `frames`, as the evaluation sees it); dropout stays off."""
-    from skelctl.evaluate.features import ClipView
-
-    norms = [m for m in encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in norms]
-    encoder.eval()
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the batches
-        m.train()
-    view = ClipView(frames, stream, layout)
-    for start in range(0, len(bank), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(bank)), device=bank.device)
-        encoder(view.inputs(bank, idx, (1.0, 1.0)))
-    for m, momentum in zip(norms, momenta, strict=True):
-        m.momentum = momentum
-    encoder.eval()
 
 
 # --- evaluation cells -------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(), force
         done = stage(f"pretrain {name} (preset {preset})")
         run_dir = pretrain_method(out, dataset, preset, key, settings)
         done()
-        twin = random_twin(run_dir / "encoder.pt", out / "random" / key / "encoder.pt", settings.seed)
+        twin = random_twin(run_dir / "encoder.pt", out / "random" / key / "encoder.pt", settings.seed, dataset)
         evaluation = load_config_file(run_dir / "config.yaml").evaluation
         results[key] = {"name": name, "preset": preset, "run": str(run_dir)}
         for label, spec in (("pretrained", run_dir), ("random", twin)):
@@ -141,12 +141,19 @@ def pretrain_method(out: Path, dataset: Path, preset: str, key: str, settings: D
     return run_dir
 
 
-def random_twin(encoder_path: Path, out: Path, seed: int) -> Path:
+def random_twin(encoder_path: Path, out: Path, seed: int, dataset: Path | None = None) -> Path:
     """A freshly initialised encoder of exactly the pretrained one's architecture (its saved
-    config), drawn from `seed`: the from-scratch baseline the pretrained encoder must beat."""
+    config), drawn from `seed`: the from-scratch baseline the pretrained encoder must beat.
+
+    With `dataset`, its BatchNorm statistics are those of the benchmark's training clips
+    (`calibrate_batchnorm`: no labels), as the pretrained encoder's are: the fair baseline."""
     import torch
 
+    from skelctl.data.clips import ClipBank
+    from skelctl.data.layout import Layout
+    from skelctl.data.store import open_dataset
     from skelctl.engine.checkpoint import load_encoder, save_encoder
+    from skelctl.evaluate.features import ClipView, calibrate_batchnorm
     from skelctl.models import build_encoder
 
     trained, info = load_encoder(encoder_path)
@@ -154,7 +161,14 @@ def random_twin(encoder_path: Path, out: Path, seed: int) -> Path:
         torch.manual_seed(seed)
         encoder = build_encoder(**trained.config)
     keep = ("dataset", "benchmark", "stream", "frames", "preprocess_options", "layout", "encoder")
-    save_encoder(out, encoder, {**{k: info[k] for k in keep if k in info},
+    extra: dict[str, Any] = {}
+    if dataset is not None:
+        with open_dataset(dataset) as ds:
+            bank = ClipBank.from_dataset(ds, ds.split(BENCHMARK, "train"), torch.device("cpu"))
+        view = ClipView(int(info.get("frames", 64)), info.get("stream", "joint"), Layout.from_dict(info["layout"]))
+        calibrate_batchnorm(encoder, bank, view)
+        extra["batchnorm"] = f"statistics of the {BENCHMARK} training clips"
+    save_encoder(out, encoder, {**{k: info[k] for k in keep if k in info}, **extra,
                                 "method": "random", "preset": info.get("preset"), "seed": seed,
                                 "random_twin_of": str(encoder_path)})
     return out

@@ -21,7 +21,7 @@ from skelctl.data.store import open_dataset
 from skelctl.engine.checkpoint import save_encoder
 from skelctl.engine.config import PretrainConfig, StageConfig, to_yaml
 from skelctl.errors import SkelctlError
-from skelctl.evaluate.features import ClipView, LoadedEncoder, embed, open_encoder
+from skelctl.evaluate.features import ClipSource, ClipView, FeatureCache, LoadedEncoder, embed, open_encoder
 from skelctl.evaluate.linear import evaluate_linear, linear_probe
 from skelctl.evaluate.protocols import classification_report, lr_at, resolve_job
 from skelctl.models import build_encoder
@@ -204,3 +204,22 @@ def test_random_encoder_needs_data_and_is_reproducible(tiny_data: Path) -> None:
     assert job.benchmark == "xsub" and job.encoders[0].is_random
     with pytest.raises(SkelctlError, match="pass --out"):
         evaluate_linear(job, job.evaluation.linear, None, seed=0)
+
+
+def test_a_random_encoder_gets_the_batchnorm_statistics_of_the_training_clips(tiny_data: Path) -> None:
+    layout = get_layout("ntu25")
+    raw = open_encoder("random:stgcn", layout=layout, seed=0)
+    job = resolve_job(["random:stgcn"], data=str(tiny_data), device="cpu", seed=0)
+    calibrated = job.encoders[0]
+    assert calibrated.sha256 != raw.sha256  # the cache key covers the calibration clips
+    assert "xsub training clips" in calibrated.info["batchnorm"]
+    source = ClipSource(job.dataset, job.dataset_path, job.device, FeatureCache(None))
+    train = job.dataset.split("xsub", "train")
+    # at initialisation (running mean 0, variance 1) ten N(0, 0.02) blocks shrink the input to
+    # almost nothing; with the clips' own statistics every block is normalised again
+    tiny = source.features(raw, job.views[0], train, 1.0, "raw").norm(dim=1).mean()
+    fitted = source.features(calibrated, job.views[0], train, 1.0, "fitted").norm(dim=1).mean()
+    assert tiny < 1e-3 < 0.1 < fitted
+    norms = [m for m in calibrated.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(not m.training for m in norms)
+    assert any(float(m.running_var.mean()) != 1.0 for m in norms)

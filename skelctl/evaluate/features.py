@@ -156,6 +156,33 @@ class ClipView:
         return to_stream(x, self.stream, self.layout)
 
 
+@torch.no_grad()
+def calibrate_batchnorm(encoder: nn.Module, bank: ClipBank, view: ClipView, batch_size: int = EMBED_BATCH) -> None:
+    """Set every BatchNorm's running statistics to their exact average over the clips of `bank`
+    (whole clips, as evaluation sees them; no labels, no gradient, dropout off).
+
+    Why: a freshly initialised encoder carries running statistics of mean 0 / variance 1, so a
+    frozen random ST-GCN (N(0, 0.02) weights, ten blocks) outputs features around 1e-7 and a
+    linear probe sits at chance. Pretraining fits these statistics as a side effect; the
+    from-scratch baseline gets them too, so it is compared fairly.
+    """
+    norms = [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    encoder.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches
+        m.train()
+    try:
+        for start in range(0, len(bank), batch_size):
+            idx = torch.arange(start, min(start + batch_size, len(bank)), device=bank.device)
+            encoder(view.inputs(bank, idx, (1.0, 1.0)))
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        encoder.eval()
+
+
 @contextlib.contextmanager
 def frozen(module: nn.Module) -> Iterator[nn.Module]:
     """Eval mode (BN running statistics, no dropout) and no gradients, restored afterwards."""

@@ -9,6 +9,7 @@ encoder takes the protocol of the paper that uses its backbone (ST-GCN: SkeleMix
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -23,6 +24,7 @@ import torch
 from skelctl.atomic import atomic_path, write_text_atomic
 from skelctl.augment.streams import STREAMS
 from skelctl.console import err
+from skelctl.data.clips import ClipBank
 from skelctl.data.store import SkeletonDataset, open_dataset
 from skelctl.engine.config import EvaluationConfig, StageConfig, load_config_file, load_preset
 from skelctl.engine.precision import resolve_device
@@ -32,6 +34,7 @@ from skelctl.evaluate.features import (
     ClipView,
     FeatureCache,
     LoadedEncoder,
+    calibrate_batchnorm,
     open_encoder,
 )
 from skelctl.paths import resolve_dataset
@@ -129,6 +132,7 @@ def resolve_job(
         views.append(ClipView(int(loaded.info.get("frames", frames)), stream, dataset.layout))
         _warn_preprocessing(loaded, dataset)
     bench = benchmark or (first.info.get("benchmark") if first else None)
+    job_device = resolve_device(device, "--device")
     if bench is None:
         if len(dataset.benchmarks) != 1:
             raise SkelctlError(
@@ -139,8 +143,24 @@ def resolve_job(
         raise SkelctlError(
             f"no benchmark '{bench}' in this dataset (it has: {', '.join(dataset.benchmarks) or 'none'})",
             dataset_path)
-    return EvalJob(encoders, views, dataset, dataset_path, str(bench), resolve_device(device, "--device"),
+    for loaded, view in zip(encoders, views, strict=True):
+        if loaded.is_random:
+            _calibrate_random(loaded, view, dataset, dataset_path, str(bench), job_device)
+    return EvalJob(encoders, views, dataset, dataset_path, str(bench), job_device,
                    _evaluation_defaults(encoders[0]))
+
+
+def _calibrate_random(loaded: LoadedEncoder, view: ClipView, dataset: Any, dataset_path: Path,
+                      bench: str, device: torch.device) -> None:
+    """A random encoder's BatchNorm statistics from the benchmark's training clips (see
+    `calibrate_batchnorm`); its hash then covers the clips it was calibrated on."""
+    indices = dataset.split(bench, "train")
+    bank = ClipBank.from_dataset(dataset, indices, device)
+    calibrate_batchnorm(loaded.encoder.to(device), bank, view)
+    stat = dataset_path.stat()
+    identity = [loaded.sha256, str(dataset_path.resolve()), stat.st_size, stat.st_mtime_ns, bench]
+    loaded.sha256 = hashlib.sha256(json.dumps(identity).encode()).hexdigest()
+    loaded.info["batchnorm"] = f"statistics of the {bench} training clips"
 
 
 def _is_random(spec: str | None) -> bool:
