@@ -14,7 +14,7 @@ Every cell calls the functions the CLI calls (`skelctl pretrain`, `linear`, `ret
 Seeds: the cheap cells (linear, 1-NN) run for every seed in `--seeds`: the linear probe's seed on
 the pretrained encoder, the initialisation seed on the random one; the costly cells run once.
 
-Usage: python benchmarks/bench_real.py [--minutes 25] [--seeds 0,1,2] [--device cpu|cuda]
+Usage: python benchmarks/bench_real.py [--minutes 25 | --epochs N] [--seeds 0,1,2] [--device cpu|cuda]
        [--out DIR] [--data nw-ucla.h5 | --zip N-UCLA.zip] [--methods skelemix,isc] [--threads N]
 Writes DIR/results.json and DIR/results.md (the table docs/bench-real.md quotes).
 """
@@ -230,9 +230,10 @@ def bench_method(method: str, data: Path, args: argparse.Namespace) -> dict[str,
     n_train, channels = len(train_bank), train_bank.frames.shape[-1]
 
     rate = pretrain_rate(base, train_bank, layout, device)
-    epochs = epochs_for(args.minutes, n_train, rate)
+    epochs = args.epochs or epochs_for(args.minutes, n_train, rate)
     cfg = replace(base, train=replace(base.train, epochs=epochs))
-    err(f"{method}: trial {rate:.1f} clips/s -> {epochs} epochs for {args.minutes:g} min")
+    err(f"{method}: trial {rate:.1f} clips/s -> {epochs} epochs"
+        + (" (--epochs)" if args.epochs else f" for {args.minutes:g} min"))
     start = time.perf_counter()
     summary = pretrain(cfg, folder / "run", show_progress=False)
     pretrain_seconds = time.perf_counter() - start
@@ -360,6 +361,8 @@ def err(text: str) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=25.0, help="pretraining budget per method")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="pretraining epochs per method (overrides --minutes: the same schedule on any machine)")
     parser.add_argument("--supervised-minutes", type=float, default=None,
                         help="budget of supervised training from scratch (default: the preset's epochs)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated; the first seeds pretraining")
@@ -401,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
                     "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "device": args.device, "torch": torch.__version__,
                     "load_average_start": os.getloadavg()},
-        "minutes_per_method": args.minutes, "seeds": args.seeds, "methods": {},
+        "minutes_per_method": args.minutes, "epochs": args.epochs, "seeds": args.seeds, "methods": {},
     }
     for method in args.methods:
         results["methods"][method] = bench_method(method, data, args)

@@ -1,19 +1,23 @@
 """Pretraining learns: on synthetic NTU-60 data with held-out performers (xsub), SkeleMixCLR+
-and ISC pretraining beat a randomly initialised encoder of the same architecture on linear
-evaluation and on 1-NN retrieval.
+and ISC pretraining must beat a randomly initialised encoder of the same architecture on linear
+evaluation AND on 1-NN retrieval, by MIN_MARGIN top-1 points.
 
 Set-up: `skelctl synth ntu60` with 8 performers, 10 classes, 1 replication (239 clips: 119 train
 from performers 1, 2, 4, 5, 120 test from 3, 6, 7, 10), the `demo` / `demo-isc` presets for
 EPOCHS epochs with a QUEUE_SIZE-key queue (the presets' 256 keys would hold every one of the 119
-training clips twice: their own positives among the negatives), then the demo's protocols
-(`skelctl.demo.evaluate_encoder`: linear probe and cosine 1-NN, train split as gallery).
+training clips twice), then the demo's protocols (`skelctl.demo.evaluate_encoder`: linear probe
+and cosine 1-NN, train split as gallery). The random twin gets the BatchNorm statistics of the
+training clips (`random_twin(..., dataset)`), as the pretrained encoder has: without them its
+features are ~1e-7 and its linear probe sits at chance, which made an earlier version of this
+test compare against a degenerate baseline.
 
-Measured margins (pretrained minus random, top-1 points), pretraining seeds 0, 1, 2:
-  demo (SkeleMixCLR+), 30 epochs: linear +11.7 / +20.8 / +16.7; 1-NN -30.8 / -7.5 / -25.8
-  demo-isc (ISC), 30 epochs:       linear +11.7 / +2.5 / +10.8;  1-NN -20.8 / -29.2 / -16.7
-(random twin: linear 10.0 = chance, its lr-3.0 probe does not train; 1-NN 56.7). So pretraining
-does NOT beat the random encoder on 1-NN at this budget: only the linear margin is asserted.
-The test runs one seed and asserts half of the smallest measured linear margin (MIN_MARGIN).
+STATUS: an open problem, so the test is a strict xfail (it reports XPASS, and fails, the day it
+passes). Measured on this synthetic data (helper script, seed 0, top-1 %): random twins
+(BN fitted) score 48-62 on 1-NN and 46-70 linear over init seeds 0-2; SkeleMixCLR+ after 300
+steps scores 46 / 59 (paper views) and 38 / 48 (the stronger views of `ucla-skelemix`). On the
+954-clip demo data: random 63-72 / 66-76, SkeleMixCLR+ 600 steps 48 / 51. On REAL data
+(NW-UCLA, docs/bench-real.md) the same code does beat the random encoder, so the gap is in what
+the synthetic actions reward (a random ST-GCN separates them well) rather than a broken trainer.
 """
 
 from __future__ import annotations
@@ -27,10 +31,7 @@ from skelctl.demo import BENCHMARK, DemoSettings, evaluate_encoder, pretrain_met
 EPOCHS = 30
 QUEUE_SIZE = 64
 SEED = 0
-MIN_MARGIN = {  # half the smallest margin measured over seeds 0-2 (see the module docstring)
-    ("demo", "linear"): 5.8,
-    ("demo-isc", "linear"): 1.2,
-}
+MIN_MARGIN = 3.0  # top-1 points, on each protocol
 
 
 def make_dataset(root: Path) -> Path:
@@ -55,7 +56,7 @@ def pretrained_and_random(preset: str, dataset: Path, out: Path, seed: int) -> t
     settings = DemoSettings(seed=0, epochs=EPOCHS)
     run = pretrain_method(out, dataset, preset, preset, settings,
                           [f"method.moco.queue_size={QUEUE_SIZE}", f"train.seed={seed}"])
-    twin = random_twin(run / "encoder.pt", out / "random" / "encoder.pt", seed=0)
+    twin = random_twin(run / "encoder.pt", out / "random" / "encoder.pt", seed=0, dataset=dataset)
     evaluation = load_config_file(run / "config.yaml").evaluation
     protocols = ("linear", "knn")
     return (evaluate_encoder(run, dataset, evaluation, settings, protocols),
@@ -63,12 +64,14 @@ def pretrained_and_random(preset: str, dataset: Path, out: Path, seed: int) -> t
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="open problem: on synthetic data pretraining does not yet "
+                   "beat a random encoder with fitted BatchNorm statistics (see the module docstring)")
 @pytest.mark.parametrize("preset", ["demo", "demo-isc"])
 def test_pretraining_beats_a_random_encoder(preset, dataset, tmp_path):
     assert BENCHMARK == "xsub"  # held-out performers
     pretrained, random = pretrained_and_random(preset, dataset, tmp_path, SEED)
-    for protocol in ("linear",):  # 1-NN: see the measured figures above
+    for protocol in ("linear", "knn"):
         margin = pretrained[protocol] - random[protocol]
-        assert margin >= MIN_MARGIN[(preset, protocol)], (
+        assert margin >= MIN_MARGIN, (
             f"{preset} {protocol}: pretrained {pretrained[protocol]:.1f} vs random "
-            f"{random[protocol]:.1f} (margin {margin:.1f}, need {MIN_MARGIN[(preset, protocol)]})")
+            f"{random[protocol]:.1f} (margin {margin:.1f}, need {MIN_MARGIN})")

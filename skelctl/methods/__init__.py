@@ -38,7 +38,8 @@ def build_method(cfg: MethodConfig, layout: Layout, frames: int = 64, stream: st
 
     views = ViewMaker(cfg.augment, layout, frames, stream)
     temperature = cfg.moco.temperature
-    shape = {"frames": frames, "in_channels": in_channels, "num_persons": NUM_PERSONS}
+    shape = {"frames": frames, "in_channels": in_channels, "num_persons": NUM_PERSONS,
+             "pytorch_init": cfg.init == "pytorch"}
     if cfg.name in ("skeletonclr", "skelemix"):
         branch = build_branch(cfg.encoder, layout, cfg.moco, **shape, reference_init=True,
                               encoder_kwargs=cfg.encoder_kwargs)

@@ -84,6 +84,9 @@ class MethodConfig:
     moco: MocoConfig = field(default_factory=MocoConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     skelemix: SkeleMixConfig = field(default_factory=SkeleMixConfig)
+    # weights at start: "reference" = each paper's code (SkeletonCLR's N(0, 0.02) for ST-GCN);
+    # "pytorch" = PyTorch's layer defaults, which start short CPU runs with sane gradients
+    init: Literal["reference", "pytorch"] = "reference"
 
     def __post_init__(self) -> None:
         if self.name == "isc" and self.pair[0] == self.pair[1]:

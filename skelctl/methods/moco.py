@@ -18,7 +18,7 @@ from torch import nn
 from skelctl.data.layout import Layout
 from skelctl.methods.config import MocoConfig
 from skelctl.models import MLPHead, build_encoder
-from skelctl.models.layers import init_normal_
+from skelctl.models.layers import init_normal_, reset_parameters_
 
 
 class Projector(nn.Module):
@@ -148,16 +148,21 @@ class MomentumBranch(nn.Module):
 
 def build_branch(encoder_name: str, layout: Layout, moco: MocoConfig, frames: int = 64,
                  in_channels: int = 3, num_persons: int = 2, reference_init: bool = False,
-                 encoder_kwargs: dict[str, str | int | float | bool] | None = None) -> MomentumBranch:
+                 encoder_kwargs: dict[str, str | int | float | bool] | None = None,
+                 pytorch_init: bool = False) -> MomentumBranch:
     """Encoder + MLP head (hidden = `moco.head_hidden` or the feature dim) as a MoCo pair.
 
     `reference_init`: the head drawn like SkeletonCLR's backbone (N(0, 0.02)) instead of
-    PyTorch's default, before the key twin copies it.
+    PyTorch's default; `pytorch_init`: every layer (the encoder's too) at PyTorch's default
+    instead. Either happens before the key twin copies the query network.
     """
     encoder = build_encoder(encoder_name, layout, in_channels, num_persons, frames,
                             **(encoder_kwargs or {}))
     hidden = moco.head_hidden or encoder.feature_dim
     head = MLPHead(encoder.feature_dim, hidden, moco.proj_dim, moco.head_batchnorm)
-    if reference_init:
+    query = Projector(encoder, head)
+    if pytorch_init:
+        reset_parameters_(query)
+    elif reference_init:
         init_normal_(head)
-    return MomentumBranch(Projector(encoder, head), moco.queue_size, moco.momentum, moco.proj_dim)
+    return MomentumBranch(query, moco.queue_size, moco.momentum, moco.proj_dim)

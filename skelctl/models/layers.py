@@ -114,3 +114,11 @@ def init_normal_(module: nn.Module, std: float = 0.02) -> None:
         elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)
+
+
+def reset_parameters_(module: nn.Module) -> None:
+    """Every layer of `module` back to PyTorch's default initialisation (kaiming-uniform
+    convolutions and linears, BN weight 1 / bias 0, fresh running statistics)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear, nn.GRU, nn.modules.batchnorm._BatchNorm)):
+            m.reset_parameters()
