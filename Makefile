@@ -11,10 +11,11 @@ install:
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e '.[dev,viz]'
 
-# CI runs the suite without the slow learning/demo tests: with them it measured 19 min on the
-# shared 2-core machine, over the 15-minute budget. `make test-all` runs everything.
+# CI runs every test not marked slow (3.5 min) plus the slow ones marked `ci` (the NW-UCLA
+# learning proof, ~8 min): all slow tests together exceed the 15-minute budget on 2 cores.
+# `make test-all` runs everything.
 test:
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -m "not slow or ci" tests
 
 test-all:
 	$(PY) -m pytest -q tests

@@ -76,8 +76,10 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(), force
         done = stage(f"pretrain {name} (preset {preset})")
         run_dir = pretrain_method(out, dataset, preset, key, settings)
         done()
-        twin = random_twin(run_dir / "encoder.pt", out / "random" / key / "encoder.pt", settings.seed, dataset)
-        evaluation = load_config_file(run_dir / "config.yaml").evaluation
+        run_cfg = load_config_file(run_dir / "config.yaml")
+        twin = random_twin(run_dir / "encoder.pt", out / "random" / key / "encoder.pt", settings.seed,
+                           dataset, init=run_cfg.method.init)
+        evaluation = run_cfg.evaluation
         results[key] = {"name": name, "preset": preset, "run": str(run_dir)}
         for label, spec in (("pretrained", run_dir), ("random", twin)):
             done = stage(f"evaluate {name} {label}: linear, 1-NN, semi-supervised 10%")
@@ -141,12 +143,14 @@ def pretrain_method(out: Path, dataset: Path, preset: str, key: str, settings: D
     return run_dir
 
 
-def random_twin(encoder_path: Path, out: Path, seed: int, dataset: Path | None = None) -> Path:
+def random_twin(encoder_path: Path, out: Path, seed: int, dataset: Path | None = None,
+                benchmark: str = BENCHMARK, init: str = "reference") -> Path:
     """A freshly initialised encoder of exactly the pretrained one's architecture (its saved
     config), drawn from `seed`: the from-scratch baseline the pretrained encoder must beat.
 
-    With `dataset`, its BatchNorm statistics are those of the benchmark's training clips
-    (`calibrate_batchnorm`: no labels), as the pretrained encoder's are: the fair baseline."""
+    With `dataset`, its BatchNorm statistics are those of `benchmark`'s training clips
+    (`calibrate_batchnorm`: no labels), as the pretrained encoder's are: the fair baseline.
+    `init` is the run's `method.init` ("pytorch": PyTorch's layer defaults)."""
     import torch
 
     from skelctl.data.clips import ClipBank
@@ -155,19 +159,22 @@ def random_twin(encoder_path: Path, out: Path, seed: int, dataset: Path | None =
     from skelctl.engine.checkpoint import load_encoder, save_encoder
     from skelctl.evaluate.features import ClipView, calibrate_batchnorm
     from skelctl.models import build_encoder
+    from skelctl.models.layers import reset_parameters_
 
     trained, info = load_encoder(encoder_path)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         encoder = build_encoder(**trained.config)
+        if init == "pytorch":
+            reset_parameters_(encoder)
     keep = ("dataset", "benchmark", "stream", "frames", "preprocess_options", "layout", "encoder")
     extra: dict[str, Any] = {}
     if dataset is not None:
         with open_dataset(dataset) as ds:
-            bank = ClipBank.from_dataset(ds, ds.split(BENCHMARK, "train"), torch.device("cpu"))
+            bank = ClipBank.from_dataset(ds, ds.split(benchmark, "train"), torch.device("cpu"))
         view = ClipView(int(info.get("frames", 64)), info.get("stream", "joint"), Layout.from_dict(info["layout"]))
         calibrate_batchnorm(encoder, bank, view)
-        extra["batchnorm"] = f"statistics of the {BENCHMARK} training clips"
+        extra["batchnorm"] = f"statistics of the {benchmark} training clips"
     save_encoder(out, encoder, {**{k: info[k] for k in keep if k in info}, **extra,
                                 "method": "random", "preset": info.get("preset"), "seed": seed,
                                 "random_twin_of": str(encoder_path)})
