@@ -24,6 +24,7 @@ bench:
 	$(PY) benchmarks/run_all.py
 
 # Learning on real data (NW-UCLA xview): BENCH_REAL_ARGS='--minutes 25 --device cuda' etc.
+BENCH_REAL_ARGS ?= --epochs 40 --supervised-minutes 3 --seeds 0,1,2 --threads 1
 bench-real:
 	$(PY) benchmarks/bench_real.py --out bench-real-out $(BENCH_REAL_ARGS)
 
