@@ -21,7 +21,14 @@ from skelctl.data.store import open_dataset
 from skelctl.engine.checkpoint import save_encoder
 from skelctl.engine.config import PretrainConfig, StageConfig, to_yaml
 from skelctl.errors import SkelctlError
-from skelctl.evaluate.features import ClipSource, ClipView, FeatureCache, LoadedEncoder, embed, open_encoder
+from skelctl.evaluate.features import (
+    ClipSource,
+    ClipView,
+    FeatureCache,
+    LoadedEncoder,
+    embed,
+    open_encoder,
+)
 from skelctl.evaluate.linear import evaluate_linear, linear_probe
 from skelctl.evaluate.protocols import classification_report, lr_at, resolve_job
 from skelctl.models import build_encoder
