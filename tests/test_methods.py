@@ -430,8 +430,8 @@ def test_init_pytorch_replaces_the_reference_draw_in_encoder_and_head() -> None:
     torch.manual_seed(0)
     pytorch = build_method(small_config("skelemix", init="pytorch"), LAYOUT, frames=64)
     for method, lo, hi in ((reference, 0.015, 0.025), (pytorch, 0.05, 1.0)):
-        conv = method.branch.query.encoder.blocks[3].gcn.weight  # 16 -> 48 channels, 1x1
-        head = method.branch.query.head[0].weight
+        conv = method.branch.query.encoder.blocks[3].gcn.weight.detach()  # 16 -> 48 channels, 1x1
+        head = method.branch.query.head[0].weight.detach()
         assert lo < float(conv.std()) < hi and lo < float(head.std()) < hi
         for q, k in zip(method.branch.query.parameters(), method.branch.key.parameters(), strict=True):
             assert torch.equal(q, k)  # the key twin starts as a copy either way
