@@ -220,8 +220,9 @@ def test_a_random_encoder_gets_the_batchnorm_statistics_of_the_training_clips(ti
     calibrated = job.encoders[0]
     assert calibrated.sha256 != raw.sha256  # the cache key covers the calibration clips
     assert "xsub training clips" in calibrated.info["batchnorm"]
-    source = ClipSource(job.dataset, job.dataset_path, job.device, FeatureCache(None))
     train = job.dataset.split("xsub", "train")
+    assert list(job.banks) == [train.astype("int64").tobytes()]  # read once, kept for the protocols
+    source = ClipSource(job.dataset, job.dataset_path, job.device, FeatureCache(None))
     # at initialisation (running mean 0, variance 1) ten N(0, 0.02) blocks shrink the input to
     # almost nothing; with the clips' own statistics every block is normalised again
     tiny = source.features(raw, job.views[0], train, 1.0, "raw").norm(dim=1).mean()

@@ -261,9 +261,10 @@ class ClipSource:
     """A dataset's clips and features for one job: each split's clips are read once, and only
     when a feature is not in the cache (or a protocol crops clips itself)."""
 
-    def __init__(self, ds: Any, dataset_path: Path, device: torch.device, cache: FeatureCache):
+    def __init__(self, ds: Any, dataset_path: Path, device: torch.device, cache: FeatureCache,
+                 banks: dict[bytes, ClipBank] | None = None):
         self.ds, self.dataset_path, self.device, self.cache = ds, dataset_path, device, cache
-        self._banks: dict[bytes, ClipBank] = {}
+        self._banks = {} if banks is None else banks  # shared: clips already read stay read
 
     def bank(self, indices: np.ndarray) -> ClipBank:
         key = np.ascontiguousarray(indices, np.int64).tobytes()

@@ -54,6 +54,7 @@ class EvalJob:
     benchmark: str
     device: torch.device
     evaluation: EvaluationConfig
+    banks: dict[bytes, ClipBank] = field(default_factory=dict)  # clips read so far, by indices
 
     @property
     def streams(self) -> list[str]:
@@ -143,20 +144,21 @@ def resolve_job(
         raise SkelctlError(
             f"no benchmark '{bench}' in this dataset (it has: {', '.join(dataset.benchmarks) or 'none'})",
             dataset_path)
+    job = EvalJob(encoders, views, dataset, dataset_path, str(bench), job_device,
+                  _evaluation_defaults(encoders[0]))
     for loaded, view in zip(encoders, views, strict=True):
         if loaded.is_random:
-            _calibrate_random(loaded, view, dataset, dataset_path, str(bench), job_device)
-    return EvalJob(encoders, views, dataset, dataset_path, str(bench), job_device,
-                   _evaluation_defaults(encoders[0]))
+            _calibrate_random(job, loaded, view)
+    return job
 
 
-def _calibrate_random(loaded: LoadedEncoder, view: ClipView, dataset: Any, dataset_path: Path,
-                      bench: str, device: torch.device) -> None:
+def _calibrate_random(job: EvalJob, loaded: LoadedEncoder, view: ClipView) -> None:
     """A random encoder's BatchNorm statistics from the benchmark's training clips (see
-    `calibrate_batchnorm`); its hash then covers the clips it was calibrated on."""
-    indices = dataset.split(bench, "train")
-    bank = ClipBank.from_dataset(dataset, indices, device)
-    calibrate_batchnorm(loaded.encoder.to(device), bank, view)
+    `calibrate_batchnorm`); its hash then covers the clips it was calibrated on. The clips
+    stay in `job.banks` for the protocol that reads them next."""
+    bench, dataset_path = job.benchmark, job.dataset_path
+    bank = clip_source(job, use_cache=False).bank(job.dataset.split(bench, "train"))
+    calibrate_batchnorm(loaded.encoder.to(job.device), bank, view)
     stat = dataset_path.stat()
     identity = [loaded.sha256, str(dataset_path.resolve()), stat.st_size, stat.st_mtime_ns, bench]
     loaded.sha256 = hashlib.sha256(json.dumps(identity).encode()).hexdigest()
@@ -347,7 +349,7 @@ def feature_cache_dir(job: EvalJob, out_dir: Path | None, enabled: bool = True) 
 def clip_source(job: EvalJob, out_dir: Path | None = None, use_cache: bool = True) -> ClipSource:
     """The job's clips and (cached) features."""
     cache = FeatureCache(feature_cache_dir(job, out_dir, use_cache))
-    return ClipSource(job.dataset, job.dataset_path, job.device, cache)
+    return ClipSource(job.dataset, job.dataset_path, job.device, cache, job.banks)
 
 
 def default_out_dir(job: EvalJob, name: str, out: Path | None) -> Path:
