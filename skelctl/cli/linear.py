@@ -73,6 +73,9 @@ def register(app: typer.Typer) -> None:
         out: Path | None = OUT,
         report_best: bool = REPORT_BEST,
         no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write cached features."),
+        standardize: bool | None = typer.Option(
+            None, "--standardize/--no-standardize", help="z-score the features with the train "
+            "split's statistics before the linear layer (default: the run's protocol; the papers' do not)."),
         json_out: bool = JSON,
     ) -> None:
         """Linear evaluation: frozen encoder (BN in eval mode), a linear classifier on its pooled
@@ -82,6 +85,7 @@ def register(app: typer.Typer) -> None:
         from skelctl.evaluate.protocols import override, parse_streams, resolve_job
 
         job = resolve_job(encoder, parse_streams(streams), data, benchmark, device, seed, frames)
-        stage = override(job.evaluation.linear, epochs=epochs, lr=lr, batch_size=batch_size)
+        stage = override(job.evaluation.linear, epochs=epochs, lr=lr, batch_size=batch_size,
+                         standardize=standardize)
         result = evaluate_linear(job, stage, out, seed, report_best, use_cache=not no_cache)
         print_result(result, json_out)

@@ -83,6 +83,9 @@ class StageConfig(OptimConfig):
     batch_size: int = field(default=128, metadata=_range(1, None))
     train_crop: tuple[float, float] | None = None  # random crop scale of the valid length; None: centre clip
     test_crop: float = field(default=1.0, metadata=_range(0.0, 1.0))  # centre crop fraction
+    # linear probe only: z-score the features with the train split's statistics (MAE's
+    # affine-free BatchNorm); a fixed affine map, so it changes the optimisation, not the features
+    standardize: bool = False
 
 
 def _linear_skelemix() -> StageConfig:
@@ -112,6 +115,11 @@ class EvaluationConfig:
     semisup_1: StageConfig = field(default_factory=_semisup_1)
     semisup_10: StageConfig = field(default_factory=_semisup_10)
     finetune: StageConfig = field(default_factory=_finetune)
+
+    def __post_init__(self) -> None:
+        for key in ("semisup_1", "semisup_10", "finetune"):
+            if getattr(self, key).standardize:
+                raise ValueError(f"{key}.standardize: only the linear probe standardizes features")
 
 
 @dataclass

@@ -243,7 +243,7 @@ def schedule_description(stage: StageConfig) -> dict[str, Any]:
         "warmup_epochs": stage.warmup_epochs, "weight_decay": stage.weight_decay,
         "momentum": stage.momentum, "nesterov": stage.nesterov,
         "train_crop": None if stage.train_crop is None else list(stage.train_crop),
-        "test_crop": stage.test_crop,
+        "test_crop": stage.test_crop, "standardize": stage.standardize,
     }
 
 
