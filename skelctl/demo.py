@@ -46,7 +46,7 @@ class DemoSettings:
 
     size: str = "demo"  # synth size preset
     seed: int = 0  # synthesis, evaluation and random-twin seed (pretraining keeps its preset seed)
-    epochs: int | None = 10  # pretraining epochs (None: the presets' 20; 10 keeps the demo short)
+    epochs: int | None = None  # pretraining epochs (None: the presets' own)
     linear_epochs: int | None = None  # None: the presets' (cheap: features are computed once)
     semisup_epochs: int | None = 15  # None: the presets' 30 (fine-tuning is the costly protocol)
     device: str = "cpu"

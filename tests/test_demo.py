@@ -105,7 +105,7 @@ def test_the_isc_demo_preset_builds_small_encoders():
     cfg = load_preset("demo-isc")
     method = build_method(cfg.method, get_layout("ntu25"), cfg.data.frames)
     encoders = method.export_encoders()
-    assert encoders["sequence"].config["hidden_size"] == 64 and encoders["sequence"].feature_dim == 128
+    assert encoders["sequence"].config["hidden_size"] == 128 and encoders["sequence"].feature_dim == 256
     assert encoders["graph"].config["name"] == "stgcn" and encoders["graph"].config["base_channels"] == 8
     assert method.primary == "graph"
     with pytest.raises(SkelctlError, match="representation_kwargs"):

@@ -17,9 +17,10 @@ def register(app: typer.Typer) -> None:
     def demo_command(
         out_dir: Path = typer.Argument(..., help="New or empty folder for everything the demo writes."),
         force: bool = typer.Option(False, "--force", help="Start over in a non-empty OUT_DIR (deletes what an earlier demo wrote there)."),
-        size: str = typer.Option("demo", "--size", help="Synthetic data size: demo (954 clips, 20 classes) "
+        size: str = typer.Option("demo", "--size", help="Synthetic data size: demo (2,393 clips, 20 classes) "
                                  "or test (144 clips, 12 classes)."),
-        epochs: int = typer.Option(10, "--epochs", min=1, help="Pretraining epochs of each method."),
+        epochs: int | None = typer.Option(None, "--epochs", min=1,
+                                          help="Pretraining epochs of each method (default: the presets': 16 and 8)."),
         linear_epochs: int | None = typer.Option(None, "--linear-epochs", min=1,
                                                  help="Linear-probe epochs (default: the demo presets' 30)."),
         semisup_epochs: int = typer.Option(15, "--semisup-epochs", min=1, help="Semi-supervised fine-tuning epochs."),

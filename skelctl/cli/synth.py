@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         size: str = typer.Option(
             "test",
             help="Size preset: test (12 classes, 4 performers: 144 NTU files) or demo "
-            "(NTU: 20 classes, 8 performers, 2 replications: 960 files; PKU: 12 videos).",
+            "(NTU: 20 classes, 40 performers, 1 replication: 2,400 files; PKU: 12 videos).",
         ),
         performers: int | None = typer.Option(None, help="Performers (subjects)."),
         classes: int | None = typer.Option(None, help="Number of action classes."),
