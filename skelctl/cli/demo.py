@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         size: str = typer.Option("demo", "--size", help="Synthetic data size: demo (2,393 clips, 20 classes) "
                                  "or test (144 clips, 12 classes)."),
         epochs: int | None = typer.Option(None, "--epochs", min=1,
-                                          help="Pretraining epochs of each method (default: the presets': 16 and 8)."),
+                                          help="Pretraining epochs of each method (default: each demo preset's train.epochs)."),
         linear_epochs: int | None = typer.Option(None, "--linear-epochs", min=1,
                                                  help="Linear-probe epochs (default: the demo presets' 30)."),
         semisup_epochs: int = typer.Option(15, "--semisup-epochs", min=1, help="Semi-supervised fine-tuning epochs."),
