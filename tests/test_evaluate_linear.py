@@ -156,7 +156,8 @@ def test_standardized_probe_ignores_channel_scales_and_converges_where_plain_sgd
 def test_only_the_linear_stage_may_standardize() -> None:
     from skelctl.engine.config import load_preset
 
-    assert load_preset("demo", ["evaluation.linear.standardize=true"]).evaluation.linear.standardize
+    assert not load_preset("skelemix").evaluation.linear.standardize  # the papers' probe
+    assert load_preset("skelemix", ["evaluation.linear.standardize=true"]).evaluation.linear.standardize
     with pytest.raises(SkelctlError, match="semisup_10.standardize"):
         load_preset("demo", ["evaluation.semisup_10.standardize=true"])
 
