@@ -504,13 +504,11 @@ def test_isc_joint_count_keeps_ntu_share_on_other_layouts():
 @pytest.mark.parametrize("degrees", [30.0, 90.0])
 def test_rotate_turns_each_sample_about_the_vertical_by_a_uniform_angle(degrees):
     n = 3000
-    # float64: applying and multiplying the maps then runs in float64 on every CPU kernel path
-    # (a threaded fp32 path once broke orthogonality at 1e-5 in CI)
-    matrices = rotate(basis_batch(n).double(), gen(5), degrees)[..., 0, 0]  # (N, 3, 3) rotations
-    eye = torch.eye(3, dtype=matrices.dtype).expand(n, 3, 3)
+    matrices = rotate(basis_batch(n), gen(5), degrees)[..., 0, 0]  # (N, 3, 3) = the rotation
+    eye = torch.eye(3).expand(n, 3, 3)
     assert torch.allclose(matrices @ matrices.transpose(1, 2), eye, atol=1e-5)  # orthogonal
-    assert torch.allclose(torch.linalg.det(matrices), torch.ones(n, dtype=matrices.dtype), atol=1e-5)  # no mirroring
-    assert torch.equal(matrices[:, 1], torch.tensor([0.0, 1.0, 0.0], dtype=matrices.dtype).expand(n, 3))  # y stays
+    assert torch.allclose(torch.linalg.det(matrices), torch.ones(n), atol=1e-5)  # no mirroring
+    assert torch.equal(matrices[:, 1], torch.tensor([0.0, 1.0, 0.0]).expand(n, 3))  # y stays
     angle = torch.rad2deg(torch.atan2(matrices[:, 0, 2], matrices[:, 0, 0]))
     assert angle.abs().max() <= degrees + 1e-3
     assert angle.abs().max() > 0.95 * degrees

@@ -5,11 +5,15 @@ GradScaler. CPU: bf16 autocast only pays off on CPUs with native bf16 units (AMX
 and only for some models (ST-GCN's small convolutions may run slower in bf16 than in fp32), so
 `auto` times one short training step of the actual model in fp32 and in bf16 and keeps bf16 only
 when it is clearly faster. The choice is stored in the run, so a resumed run keeps it.
+
+Resolving the device also settles PyTorch's CPU math kernels (`settle_cpu_kernels`): every
+command that computes resolves its device first.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +24,9 @@ from skelctl.errors import SkelctlError
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 CPU_BF16_MIN_SPEEDUP = 1.1  # bf16 must beat fp32 by 10% on the trial to be chosen
+# the contiguous float unary ops ATen hands to MKL VML
+VML_OPS = (torch.exp, torch.log, torch.log1p, torch.sqrt, torch.sin, torch.cos, torch.tan,
+           torch.tanh, torch.asin, torch.acos, torch.atan, torch.erf)
 
 
 @dataclass(frozen=True)
@@ -36,8 +43,25 @@ class Precision:
         return self.name == "fp16"
 
 
+@functools.cache
+def settle_cpu_kernels() -> None:
+    """Call each MKL VML function once, on one element, before any multi-threaded use.
+
+    Why: oneMKL picks a VML function's kernel on its first call, and when that first call runs
+    on several threads at once one thread's share can come from a low-accuracy kernel
+    (pytorch/pytorch#188792). Measured with torch 2.13 on 2 threads: the first `cos` of 3,000
+    float32 values in a fresh process was off by up to 3e-4 in 5 of 24 processes (1e-7 after
+    this call), so the same seed did not always give the same numbers.
+    """
+    for dtype in (torch.float32, torch.float64):
+        one = torch.full((1,), 0.5, dtype=dtype)
+        for op in VML_OPS:
+            op(one)
+
+
 def resolve_device(requested: str, key: str = "train.device") -> torch.device:
     """`auto` is the first CUDA device when there is one, else the CPU; errors name `key`."""
+    settle_cpu_kernels()
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
