@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from skelctl.data.store import open_dataset
 from skelctl.engine.config import EvaluationConfig, StageConfig
 from skelctl.errors import SkelctlError
 from skelctl.evaluate.features import ClipView
-from skelctl.evaluate.protocols import resolve_job
+from skelctl.evaluate.protocols import override, resolve_job
 from skelctl.evaluate.semisup import evaluate_semisup, fine_tune, semisup_stage, stratified_subset
 
 SIZES = (250, 100, 37, 3, 1)  # samples per class
@@ -131,3 +132,14 @@ def test_evaluate_semisup_saves_labelled_names(tiny_data: Path, tmp_path: Path) 
     again = evaluate_semisup(resolve_job([str(run)], device="cpu"), stage, 0.25, tmp_path / "b", seed=3)
     assert (tmp_path / "b" / "labelled.txt").read_text().split() == names
     assert again["top1"] == result["top1"]  # same seed, same data, same CPU: same numbers
+
+
+def test_a_new_epoch_count_keeps_the_schedule_shape():
+    """`--epochs` scales the milestones and warm-up with the schedule: a 30-epoch schedule
+    cut to 15 still decays (at 10), instead of ending at its peak learning rate."""
+    stage = StageConfig(epochs=30, lr=0.1, milestones=(15, 25), warmup_epochs=3)
+    half = override(stage, epochs=15, lr=None)
+    assert (half.epochs, half.milestones, half.warmup_epochs, half.lr) == (15, (8, 12), 2, 0.1)
+    assert override(stage, epochs=1).milestones == (1, 1) and override(stage, epochs=1).warmup_epochs == 0
+    assert override(stage, epochs=60).milestones == (30, 50)
+    assert override(stage, lr=0.5) == replace(stage, lr=0.5)  # no new epochs: schedule kept

@@ -31,7 +31,8 @@ SEED = typer.Option(0, "--seed", min=0, help="Seed of shuffling, crops, the clas
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
 OUT = typer.Option(None, "--out", help="Output directory (default: <run dir>/eval/<protocol>-<benchmark>/).")
 JSON = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
-EPOCHS = typer.Option(None, "--epochs", min=1, help="Override the protocol's epochs.")
+EPOCHS = typer.Option(None, "--epochs", min=1,
+                      help="Override the protocol's epochs (its milestones and warm-up scale with them).")
 LR = typer.Option(None, "--lr", min=0.0, help="Override the protocol's learning rate.")
 BATCH_SIZE = typer.Option(None, "--batch-size", min=1, help="Override the protocol's batch size.")
 REPORT_BEST = typer.Option(False, "--report-best", help="Also report the best epoch's test accuracy "

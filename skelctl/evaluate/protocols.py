@@ -229,10 +229,21 @@ def _evaluation_defaults(loaded: LoadedEncoder) -> EvaluationConfig:
 
 
 def override(stage: StageConfig, **values: Any) -> StageConfig:
-    """`stage` with the command-line values that were given (None = keep)."""
+    """`stage` with the command-line values that were given (None = keep).
+
+    A new `epochs` keeps the schedule's shape: milestones and warm-up scale with it. Why: cut
+    to 15 epochs, the 30-epoch 10% schedule (x0.1 at 20) never decayed, the weights still moved
+    at lr 0.1 in the last steps, and BatchNorm's running statistics lagged so far behind that
+    an ISC encoder fine-tuned this way scored 6.7% on its own training clips in eval mode
+    (59.9% on the test split with the full schedule)."""
     given = {k: v for k, v in values.items() if v is not None}
-    if "epochs" in given and given["epochs"] < 1:
-        raise SkelctlError(f"--epochs must be at least 1, got {given['epochs']}")
+    if "epochs" in given:
+        epochs = given["epochs"]
+        if epochs < 1:
+            raise SkelctlError(f"--epochs must be at least 1, got {epochs}")
+        scale = epochs / stage.epochs
+        given.setdefault("milestones", tuple(max(1, round(m * scale)) for m in stage.milestones))
+        given.setdefault("warmup_epochs", round(stage.warmup_epochs * scale))
     return replace(stage, **given)
 
 
