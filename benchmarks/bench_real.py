@@ -216,6 +216,7 @@ def bench_method(method: str, data: Path, args: argparse.Namespace) -> dict[str,
     from skelctl.data.store import open_dataset
     from skelctl.engine.config import load_preset
     from skelctl.engine.train import pretrain
+    from skelctl.evaluate.protocols import scaled_stage
 
     seeds, device = args.seeds, torch.device(args.device)
     precision = "fp32" if device.type == "cpu" else "auto"
@@ -287,14 +288,6 @@ def bench_method(method: str, data: Path, args: argparse.Namespace) -> dict[str,
         | {"finetune": _stage_text(finetune)},
         "cells": cells,
     }
-
-
-def scaled_stage(stage: Any, epochs: int) -> Any:
-    """`stage` stretched or shrunk to `epochs`, milestones and warm-up at the same fractions."""
-    ratio = epochs / stage.epochs
-    milestones = tuple(sorted({max(1, round(m * ratio)) for m in stage.milestones if round(m * ratio) < epochs}))
-    return replace(stage, epochs=epochs, milestones=milestones,
-                   warmup_epochs=min(round(stage.warmup_epochs * ratio), epochs - 1))
 
 
 def _stage_text(stage: Any) -> str:

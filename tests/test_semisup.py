@@ -140,6 +140,6 @@ def test_a_new_epoch_count_keeps_the_schedule_shape():
     stage = StageConfig(epochs=30, lr=0.1, milestones=(15, 25), warmup_epochs=3)
     half = override(stage, epochs=15, lr=None)
     assert (half.epochs, half.milestones, half.warmup_epochs, half.lr) == (15, (8, 12), 2, 0.1)
-    assert override(stage, epochs=1).milestones == (1, 1) and override(stage, epochs=1).warmup_epochs == 0
+    assert override(stage, epochs=1).milestones == () and override(stage, epochs=1).warmup_epochs == 0
     assert override(stage, epochs=60).milestones == (30, 50)
     assert override(stage, lr=0.5) == replace(stage, lr=0.5)  # no new epochs: schedule kept

@@ -237,14 +237,21 @@ def override(stage: StageConfig, **values: Any) -> StageConfig:
     an ISC encoder fine-tuned this way scored 6.7% on its own training clips in eval mode
     (59.9% on the test split with the full schedule)."""
     given = {k: v for k, v in values.items() if v is not None}
-    if "epochs" in given:
-        epochs = given["epochs"]
-        if epochs < 1:
-            raise SkelctlError(f"--epochs must be at least 1, got {epochs}")
-        scale = epochs / stage.epochs
-        given.setdefault("milestones", tuple(max(1, round(m * scale)) for m in stage.milestones))
-        given.setdefault("warmup_epochs", round(stage.warmup_epochs * scale))
-    return replace(stage, **given)
+    epochs = given.pop("epochs", None)
+    if epochs is not None and epochs < 1:
+        raise SkelctlError(f"--epochs must be at least 1, got {epochs}")
+    stage = replace(stage, **given)
+    return stage if epochs is None else scaled_stage(stage, epochs)
+
+
+def scaled_stage(stage: StageConfig, epochs: int) -> StageConfig:
+    """`stage` stretched or shrunk to `epochs`, milestones and warm-up at the same fractions
+    (a milestone that would fall on or after the last epoch is dropped: it would change nothing)."""
+    ratio = epochs / stage.epochs
+    scaled = {max(1, round(m * ratio)) for m in stage.milestones}
+    milestones = tuple(sorted(m for m in scaled if m < epochs))
+    return replace(stage, epochs=epochs, milestones=milestones,
+                   warmup_epochs=min(round(stage.warmup_epochs * ratio), epochs - 1))
 
 
 def schedule_description(stage: StageConfig) -> dict[str, Any]:
