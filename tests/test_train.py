@@ -23,6 +23,7 @@ from skelctl.engine.knn import weighted_knn_top1
 from skelctl.engine.precision import Precision, resolve_precision
 from skelctl.engine.rundir import RunDir
 from skelctl.engine.train import StepPlan, Trainer, derive_seed, epoch_permutation, lr_at
+from skelctl.methods.moco import LossSum
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +119,10 @@ class QuadraticMethod(nn.Module):
     def make_views(self, bank, idx, gen):
         return {"x": bank[idx]}
 
-    def forward(self, views):
-        loss = self.linear(views["x"]).pow(2).mean()
-        return {"loss": loss, "loss_quadratic": loss.detach()}
+    def forward(self, views, backward=None):
+        loss = LossSum(backward)
+        loss.add(self.linear(views["x"]).pow(2).mean())
+        return {"loss": loss.value, "loss_quadratic": loss.value.detach()}
 
 
 def one_step(tmp_path, accumulate: int) -> dict[str, torch.Tensor]:

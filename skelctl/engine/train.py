@@ -7,8 +7,9 @@ killed and resumed from a checkpoint, and differ between epochs and between rank
 
 A step: the global batch (`train.batch_size`) is cut into `world_size` rank shards, each into
 `accumulate` micro-batches; every micro-batch makes its views (no grad), runs the method under
-autocast and back-propagates `loss / accumulate`; one SGD step follows. The gradient is then the
-large batch's mean gradient; what stays per micro-batch, as with DDP ranks, is what the method
+autocast and back-propagates `loss / accumulate` (the method does it term by term as its loss
+terms complete, `methods.moco.LossSum`, which bounds the peak memory by the largest term); one SGD
+step follows. The gradient is then the large batch's mean gradient; what stays per micro-batch, as with DDP ranks, is what the method
 does inside `forward`: BatchNorm statistics, the key encoder's momentum update and the enqueue.
 
 Resume is bit-exact for the same device, precision, world size and thread count: a checkpoint
@@ -298,19 +299,28 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         micro = self.plan.micro_batches(permutation, step, ctx.rank)
         sums: dict[str, float] = {}
+
+        def backward(term: torch.Tensor) -> None:
+            with torch.autocast(self.device.type, enabled=False):
+                self.scaler.scale(term / len(micro)).backward()
+
+        # A method back-propagates its loss terms one by one (peak memory of one term) unless DDP
+        # (one backward per forward) or torch.compile (a graph break per term) runs it.
+        early = backward if forward is model and not isinstance(model, nn.parallel.DistributedDataParallel) else None
         for m, idx in enumerate(micro):
             idx = idx.to(self.device)
             gen = seed_micro_batch(cfg.train.seed, state.epoch, step, ctx.rank, m, self.device)
             views = self.method.make_views(self.bank, idx, gen)
             last = m + 1 == len(micro)
             with _gradient_sync(model, last), autocast(self.precision, self.device):
-                out = forward(views)
+                out = forward(views, backward=early)
             loss = out["loss"]
             finite = bool(torch.isfinite(loss.detach()))
             if distributed.any_rank(not finite, ctx, self.device):
                 self._diverged(f"the loss is {float(loss.detach())}" if not finite else "the loss is not finite on another rank")
-            with _gradient_sync(model, last):
-                self.scaler.scale(loss / len(micro)).backward()
+            if early is None:
+                with _gradient_sync(model, last):
+                    backward(loss)
             _accumulate(sums, {k: float(v.detach()) for k, v in out.items() if isinstance(v, torch.Tensor) and v.numel() == 1})
         self.scaler.step(self.optimizer)
         self.scaler.update()

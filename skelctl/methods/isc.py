@@ -14,11 +14,13 @@ representations of one view always come from the same augmented skeleton.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from skelctl.data.clips import ClipBank
-from skelctl.methods.moco import MomentumBranch, contrast_logits, gather_keys, info_nce, top1
+from skelctl.methods.moco import LossSum, MomentumBranch, contrast_logits, gather_keys, info_nce, top1
 from skelctl.methods.views import ViewMaker
 
 
@@ -41,20 +43,25 @@ class ISC(nn.Module):
         """query = view 1 (read by q and r), key = view 2 (read by k and l)."""
         return self.views.pair(bank, idx, gen)
 
-    def forward(self, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, views: dict[str, torch.Tensor],
+                backward: Callable[[torch.Tensor], None] | None = None) -> dict[str, torch.Tensor]:
+        """The loss parts; with `backward`, CE(q) is back-propagated before r is computed, so one
+        query encoder's activations are alive at a time (see `LossSum`)."""
         s1, s2 = self.pair
         first, second = self.branches[s1], self.branches[s2]
-        q = first.query(views["query"])
-        r = second.query(views["query"])
         k = first.encode_keys(views["key"])
         l = second.encode_keys(views["key"])  # noqa: E741 (the paper's name)
-        logits_q = contrast_logits(q, l, second.queue.snapshot(), self.temperature)
-        logits_r = contrast_logits(r, k, first.queue.snapshot(), self.temperature)
-        loss_q, loss_r = info_nce(logits_q), info_nce(logits_r)
+        loss = LossSum(backward)
+        logits_q = contrast_logits(first.query(views["query"]), l, second.queue.snapshot(), self.temperature)
+        loss_q = info_nce(logits_q)
+        loss.add(loss_q)
+        logits_r = contrast_logits(second.query(views["query"]), k, first.queue.snapshot(), self.temperature)
+        loss_r = info_nce(logits_r)
+        loss.add(loss_r)
         first.queue.push(gather_keys(k))
         second.queue.push(gather_keys(l))
         return {
-            "loss": loss_q + loss_r,
+            "loss": loss.value,
             f"loss_{s1}": loss_q.detach(),
             f"loss_{s2}": loss_r.detach(),
             "acc": (top1(logits_q) + top1(logits_r)) / 2,

@@ -9,6 +9,7 @@ SkeleMixCLR+ and ISC differ only in which pairs they contrast.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -120,6 +121,28 @@ def info_nce(logits: torch.Tensor) -> torch.Tensor:
     """Cross-entropy with the positive at index 0 of each row."""
     target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
     return F.cross_entropy(logits.float(), target)
+
+
+class LossSum:
+    """A method's loss as the sum of its terms, each back-propagated as soon as it is complete.
+
+    The papers' losses are sums of terms that share no activations: SkeleMixCLR+'s instance term
+    and one term per mixed batch (each its own forward pass), ISC's one term per representation.
+    With `backward` (the engine's training step) every added term is back-propagated at once and
+    its forward pass's activations freed: the gradient is that of the sum, the peak memory that of
+    the largest term instead of all of them. Without it (evaluation, tests) the terms are summed
+    with their graphs and `value` is differentiable.
+    """
+
+    def __init__(self, backward: Callable[[torch.Tensor], None] | None = None):
+        self.backward = backward
+        self.value: torch.Tensor | None = None
+
+    def add(self, term: torch.Tensor) -> None:
+        if self.backward is not None:
+            self.backward(term)
+            term = term.detach()
+        self.value = term if self.value is None else self.value + term
 
 
 @torch.no_grad()

@@ -19,13 +19,15 @@ would save no arithmetic, only change those statistics.)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
 from skelctl.augment import mix, sample_region
 from skelctl.data.clips import ClipBank
 from skelctl.methods.config import SkeleMixConfig
-from skelctl.methods.moco import MomentumBranch, contrast_logits, gather_keys, info_nce, top1
+from skelctl.methods.moco import LossSum, MomentumBranch, contrast_logits, gather_keys, info_nce, top1
 from skelctl.methods.skeletonclr import SkeletonCLR
 from skelctl.methods.views import ViewMaker
 
@@ -73,23 +75,27 @@ class SkeleMixCLR(SkeletonCLR):
         c = query.head(masked_mean(fmap, ~region))
         return F.normalize(p, dim=1), F.normalize(c, dim=1)
 
-    def forward(self, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, views: dict[str, torch.Tensor],
+                backward: Callable[[torch.Tensor], None] | None = None) -> dict[str, torch.Tensor]:
+        """The loss parts; with `backward`, each mix's term is back-propagated as soon as it is
+        computed, so one mixed batch's activations are alive at a time (see `LossSum`)."""
         logits, k, negatives = self.instance_contrast(views)
         loss_ins = info_nce(logits)
+        loss = LossSum(backward)
+        loss.add(loss_ins)
         loss_trimmed = loss_truncated = logits.new_zeros(())
         for mixed, partner, region in zip(views["mixed"], views["partner"], views["feature_mask"], strict=True):
             p, c = self.trimmed_and_truncated(mixed, region)
-            trimmed = contrast_logits(p, k[partner], negatives, self.temperature, c.detach())
-            truncated = contrast_logits(c, k, negatives, self.temperature, p.detach())
-            loss_trimmed = loss_trimmed + info_nce(trimmed)
-            loss_truncated = loss_truncated + info_nce(truncated)
-        loss = (loss_ins + self.mixing.trimmed_weight * loss_trimmed
-                + self.mixing.truncated_weight * loss_truncated)
+            trimmed = info_nce(contrast_logits(p, k[partner], negatives, self.temperature, c.detach()))
+            truncated = info_nce(contrast_logits(c, k, negatives, self.temperature, p.detach()))
+            loss.add(self.mixing.trimmed_weight * trimmed + self.mixing.truncated_weight * truncated)
+            loss_trimmed = loss_trimmed + trimmed.detach()
+            loss_truncated = loss_truncated + truncated.detach()
         self.branch.queue.push(gather_keys(k))
         return {
-            "loss": loss,
+            "loss": loss.value,
             "loss_ins": loss_ins.detach(),
-            "loss_trimmed": loss_trimmed.detach(),
-            "loss_truncated": loss_truncated.detach(),
+            "loss_trimmed": loss_trimmed,
+            "loss_truncated": loss_truncated,
             "acc": top1(logits),
         }

@@ -8,11 +8,13 @@ representation, with ISC's encoder, head and augmentations.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from skelctl.data.clips import ClipBank
-from skelctl.methods.moco import MomentumBranch, contrast_logits, gather_keys, info_nce, top1
+from skelctl.methods.moco import LossSum, MomentumBranch, contrast_logits, gather_keys, info_nce, top1
 from skelctl.methods.views import ViewMaker
 
 
@@ -37,11 +39,15 @@ class SkeletonCLR(nn.Module):
         negatives = self.branch.queue.snapshot()
         return contrast_logits(q, k, negatives, self.temperature), k, negatives
 
-    def forward(self, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, views: dict[str, torch.Tensor],
+                backward: Callable[[torch.Tensor], None] | None = None) -> dict[str, torch.Tensor]:
+        """The loss parts; with `backward`, the loss is back-propagated here (see `LossSum`)."""
         logits, k, _ = self.instance_contrast(views)
-        loss = info_nce(logits)
+        loss_ins = info_nce(logits)
+        loss = LossSum(backward)
+        loss.add(loss_ins)
         self.branch.queue.push(gather_keys(k))
-        return {"loss": loss, "loss_ins": loss.detach(), "acc": top1(logits)}
+        return {"loss": loss.value, "loss_ins": loss_ins.detach(), "acc": top1(logits)}
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The L2-normalised query projection (the weighted-kNN monitor's feature)."""
