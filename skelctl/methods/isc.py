@@ -20,7 +20,14 @@ import torch
 from torch import nn
 
 from skelctl.data.clips import ClipBank
-from skelctl.methods.moco import LossSum, MomentumBranch, contrast_logits, gather_keys, info_nce, top1
+from skelctl.methods.moco import (
+    LossSum,
+    MomentumBranch,
+    contrast_logits,
+    gather_keys,
+    info_nce,
+    top1,
+)
 from skelctl.methods.views import ViewMaker
 
 

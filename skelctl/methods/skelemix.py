@@ -27,7 +27,14 @@ import torch.nn.functional as F
 from skelctl.augment import mix, sample_region
 from skelctl.data.clips import ClipBank
 from skelctl.methods.config import SkeleMixConfig
-from skelctl.methods.moco import LossSum, MomentumBranch, contrast_logits, gather_keys, info_nce, top1
+from skelctl.methods.moco import (
+    LossSum,
+    MomentumBranch,
+    contrast_logits,
+    gather_keys,
+    info_nce,
+    top1,
+)
 from skelctl.methods.skeletonclr import SkeletonCLR
 from skelctl.methods.views import ViewMaker
 
