@@ -48,6 +48,7 @@ from skelctl.engine.config import (
 )
 from skelctl.engine.distributed import DistContext
 from skelctl.engine.knn import knn_monitor
+from skelctl.engine.memory import release_free_memory
 from skelctl.engine.precision import (
     Precision,
     autocast,
@@ -303,6 +304,8 @@ class Trainer:
         def backward(term: torch.Tensor) -> None:
             with torch.autocast(self.device.type, enabled=False):
                 self.scaler.scale(term / len(micro)).backward()
+            if self.device.type == "cpu":
+                release_free_memory()
 
         # A method back-propagates its loss terms one by one (peak memory of one term) unless DDP
         # (one backward per forward) or torch.compile (a graph break per term) runs it.
