@@ -20,8 +20,17 @@ test:
 test-all:
 	$(PY) -m pytest -q tests
 
-bench:
-	$(PY) benchmarks/run_all.py
+# The benchmarks compare against scikit-learn, which skelctl does not depend on: they run in
+# their own environment (.venv-bench), made on first use.
+BENCH_VENV ?= .venv-bench
+$(BENCH_VENV)/.ready: pyproject.toml
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(BENCH_VENV)/bin/python -m pip install -q -e . scikit-learn
+	touch $@
+
+bench: $(BENCH_VENV)/.ready
+	$(BENCH_VENV)/bin/python benchmarks/run_all.py
 
 # Learning on real data (NW-UCLA xview): BENCH_REAL_ARGS='--minutes 25 --device cuda' etc.
 BENCH_REAL_ARGS ?= --epochs 40 --supervised-minutes 3 --seeds 0,1,2 --threads 1
