@@ -73,6 +73,9 @@ class TrainConfig:
     keep_every_epochs: int = field(default=50, metadata=_range(0, None))  # epoch_N.pt; 0: none
     knn_every: int = field(default=0, metadata=_range(0, None))  # epochs; 0: no kNN monitor
     knn_k: tuple[int, ...] = (10, 20, 40)
+    # CPU: after a loss term, give the C heap's free pages back when it holds more than this
+    # many MiB free (engine/memory.py); 0: never
+    release_memory_above_mib: int = field(default=512, metadata=_range(0, None))
 
 
 @dataclass

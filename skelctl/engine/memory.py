@@ -7,7 +7,8 @@ returns the free pages, which keeps RSS near the live peak (1.7 GiB; those steps
 GiB free after each loss term). It is done only when the heap holds more than `TRIM_ABOVE` free
 bytes: up to that much is kept for the next term to reuse, as trimming costs the page faults of
 refilling it (the `demo` preset leaves ~350 MiB free per term; trimming that slowed its steps
-from 0.45 to 0.56 s).
+from 0.45 to 0.56 s). The threshold is `train.release_memory_above_mib`: the `isc` preset turns
+it off, as its peak is live activations (trimming saved 0.1 GiB of 5 and cost a third of a step).
 """
 
 from __future__ import annotations

@@ -64,7 +64,8 @@ _INIT, _PERMUTATION, _VIEWS, _GLOBAL, _TRIAL = range(5)
 # settings a resumed run may change (how it runs, not what it computes)
 RESUMABLE_KEYS = (
     "train.epochs", "train.device", "train.compile", "train.log_every", "train.checkpoint_every_steps",
-    "train.keep_every_epochs", "train.knn_every", "train.knn_k", "evaluation",
+    "train.keep_every_epochs", "train.knn_every", "train.knn_k", "train.release_memory_above_mib",
+    "evaluation",
 )
 PRECISION_TRIAL_BATCH = 8
 
@@ -304,8 +305,8 @@ class Trainer:
         def backward(term: torch.Tensor) -> None:
             with torch.autocast(self.device.type, enabled=False):
                 self.scaler.scale(term / len(micro)).backward()
-            if self.device.type == "cpu":
-                release_free_memory()
+            if self.device.type == "cpu" and cfg.train.release_memory_above_mib:
+                release_free_memory(above=cfg.train.release_memory_above_mib * 2**20)
 
         # A method back-propagates its loss terms one by one (peak memory of one term) unless DDP
         # (one backward per forward) or torch.compile (a graph break per term) runs it.
