@@ -46,8 +46,8 @@ def heap_free_bytes() -> int | None:
 def release_free_memory(above: int = TRIM_ABOVE) -> bool:
     """Return the C heap's free pages to the OS when it holds more than `above` free bytes;
     True when it did."""
-    libc = _libc()
-    if libc is None or libc.mallinfo2().fordblks <= above:
+    free = heap_free_bytes()
+    if free is None or free <= above:
         return False
-    libc.malloc_trim(0)
+    _libc().malloc_trim(0)
     return True

@@ -8,9 +8,11 @@ killed and resumed from a checkpoint, and differ between epochs and between rank
 A step: the global batch (`train.batch_size`) is cut into `world_size` rank shards, each into
 `accumulate` micro-batches; every micro-batch makes its views (no grad), runs the method under
 autocast and back-propagates `loss / accumulate` (the method does it term by term as its loss
-terms complete, `methods.moco.LossSum`, which bounds the peak memory by the largest term); one SGD
-step follows. The gradient is then the large batch's mean gradient; what stays per micro-batch, as with DDP ranks, is what the method
-does inside `forward`: BatchNorm statistics, the key encoder's momentum update and the enqueue.
+terms complete, `methods.moco.LossSum`, which bounds the peak memory by the largest term); one
+SGD step follows. The gradient is then the large batch's mean gradient; what stays per
+micro-batch is what the method does inside `forward`: BatchNorm statistics (as on DDP ranks),
+and the key encoder's momentum update and the enqueue (unlike DDP, where each happens once per
+step: `accumulate` k moves the key encoder k times per SGD step).
 
 Resume is bit-exact for the same device, precision, world size and thread count: a checkpoint
 holds the model (queue included), the optimizer, the loss scaler, the position (epoch, step) and
