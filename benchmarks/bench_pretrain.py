@@ -3,7 +3,9 @@
 For `skelemix` (SkeleMixCLR+) and `isc` (sequence + graph) at batch 64, 64 frames and the paper's
 queue, each precision runs in its own subprocess (clean peak RSS): the engine's own training
 step (`Trainer._step`: views from a ClipBank, forward, backward, SGD) for a few timed steps
-after warm-up. `auto` is what `--precision auto` picks on this machine (a measured trial, see
+after warm-up; peak RSS is read after them (precision trial included, as in a real run), before
+the step whose FLOPs are counted (the counter keeps alive tensors that training frees). `auto`
+is what `--precision auto` picks on this machine (a measured trial, see
 skelctl/engine/precision.py). The same run measures the machine's matmul GFLOP/s (fp32, bf16)
 and counts each step's FLOPs (torch's FlopCounterMode, forward + backward), so the step's
 effective GFLOP/s can be compared with the machine's peak. On a shared machine the wall-clock
@@ -19,7 +21,7 @@ RSS is the model, optimizer, queue and activations; the training split's bank ad
 600 bytes (`--data X.h5` prints that for a real dataset).
 
 Usage: python benchmarks/bench_pretrain.py [--device cpu|cuda] [--steps N] [--methods skelemix,isc]
-       [--precisions fp32,auto] [--data ntu60.h5]
+       [--precisions fp32,auto] [--data ntu60.h5] [--set train.activation_checkpointing=true]
 """
 
 from __future__ import annotations
@@ -69,8 +71,9 @@ def synthetic_bank(device: str, clips: int = 512):
     return ClipBank.from_arrays(frames, offsets, labels, device)
 
 
-def worker(method: str, precision: str, device_name: str, steps: int) -> dict:
-    """One configuration, in this process: warm-up step (FLOPs counted), then `steps` timed."""
+def worker(method: str, precision: str, device_name: str, steps: int, overrides: list[str]) -> dict:
+    """One configuration, in this process: warm-up, `steps` timed steps (peak RSS read here: the
+    process as training leaves it), then one step with its FLOPs counted."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from skelctl.data.layout import get_layout
@@ -81,7 +84,7 @@ def worker(method: str, precision: str, device_name: str, steps: int) -> dict:
     from skelctl.methods import build_method
 
     cfg = load_preset(method, ["train.batch_size=64", "data.frames=64", f"train.precision={precision}",
-                               f"train.device={device_name}"])
+                               f"train.device={device_name}", *overrides])
     device = torch.device(device_name)
     bank = synthetic_bank(device_name)
     torch.manual_seed(0)
@@ -90,21 +93,24 @@ def worker(method: str, precision: str, device_name: str, steps: int) -> dict:
         trainer = Trainer(cfg, RunDir(tmp), DistContext(), device, model, bank, None, None, {}, show_progress=False)
         trainer.choose_precision()
         permutation = epoch_permutation(0, 0, len(bank))
-        counter = FlopCounterMode(display=False)
-        with counter:
-            trainer._step(model, model, permutation, 0, cfg.optim.lr)
-        for warm in range(1, 3 if device.type == "cuda" else 1):
+        warm_up = 3 if device.type == "cuda" else 1
+        for warm in range(warm_up):
             trainer._step(model, model, permutation, warm, cfg.optim.lr)
         times, cpu_times = [], []
         for step in range(steps):
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start, cpu_start = time.perf_counter(), time.process_time()
-            trainer._step(model, model, permutation, (3 + step) % trainer.steps_per_epoch, cfg.optim.lr)
+            trainer._step(model, model, permutation, (warm_up + step) % trainer.steps_per_epoch, cfg.optim.lr)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
             cpu_times.append(time.process_time() - cpu_start)
+        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        cuda_peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+        counter = FlopCounterMode(display=False)  # last: the counter keeps alive what training frees
+        with counter:
+            trainer._step(model, model, permutation, warm_up + steps, cfg.optim.lr)
     median = sorted(times)[len(times) // 2]
     return {
         "method": method, "requested": precision, "precision": trainer.precision.name,
@@ -113,14 +119,15 @@ def worker(method: str, precision: str, device_name: str, steps: int) -> dict:
         "best_samples_per_s": 64 / min(times),
         "cpu_samples_per_s": 64 * torch.get_num_threads() / (sorted(cpu_times)[len(cpu_times) // 2]),
         "tflop_per_step": counter.get_total_flops() / 1e12,
-        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-        "cuda_peak_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
+        "peak_rss_gib": peak_rss,
+        "cuda_peak_gib": cuda_peak,
         "threads": torch.get_num_threads(),
     }
 
 
-def run_config(method: str, precision: str, device: str, steps: int) -> dict:
-    command = [sys.executable, __file__, "--worker", method, precision, "--device", device, "--steps", str(steps)]
+def run_config(method: str, precision: str, device: str, steps: int, overrides: list[str]) -> dict:
+    command = [sys.executable, __file__, "--worker", method, precision, "--device", device, "--steps", str(steps),
+               *(f"--set={o}" for o in overrides)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{method}/{precision} failed:\n{result.stderr[-2000:]}")
@@ -133,13 +140,15 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 5 on CPU, 20 on CUDA)")
     parser.add_argument("--methods", default="skelemix,isc")
     parser.add_argument("--precisions", default="fp32,auto")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a preset override for every configuration, e.g. train.activation_checkpointing=true")
     parser.add_argument("--data", help="a dataset .h5: print the size of its xsub training bank")
     parser.add_argument("--worker", nargs=2, metavar=("METHOD", "PRECISION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     steps = args.steps or (5 if args.device == "cpu" else 20)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     if args.worker:
-        print(json.dumps(worker(*args.worker, args.device, steps)))
+        print(json.dumps(worker(*args.worker, args.device, steps, args.set)))
         return 0
 
     fp32, bf16 = (matmul_gflops(dtype, args.device) for dtype in (torch.float32, torch.bfloat16))
@@ -155,7 +164,7 @@ def main() -> int:
     for method in args.methods.split(","):
         ref_rate, ref_gib = REFERENCE[method]
         for precision in args.precisions.split(","):
-            r = run_config(method, precision, args.device, steps)
+            r = run_config(method, precision, args.device, steps, args.set)
             rate, tflop = r["samples_per_s"], r["tflop_per_step"]
             effective = tflop * 1e3 * rate / 64
             peak = fp32 if r["precision"] == "fp32" else bf16

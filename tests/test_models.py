@@ -257,3 +257,42 @@ def test_adjacency_properties_come_from_the_layout(layout_name):
     root = layout.parents.index(-1)
     assert not inward[:, root].any()  # the root has no parent
     assert np.isclose(outward[:, root].sum(), 1)
+
+
+def _saved_bytes_and_grads(encoder: torch.nn.Module, x: torch.Tensor) -> tuple[int, dict, dict]:
+    """Bytes autograd keeps for backward, the gradients, and the BN buffers after one step."""
+    saved = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal saved
+        saved += t.numel() * t.element_size()
+        return t
+
+    torch.manual_seed(5)  # ST-GCN's dropout
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = encoder(x).square().sum()
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in encoder.named_parameters()}
+    return saved, grads, {n: b.clone() for n, b in encoder.named_buffers()}
+
+
+@pytest.mark.parametrize("name", ["stgcn", "agcn"])
+def test_activation_checkpointing_keeps_less_and_changes_nothing_else(name):
+    """Same gradients and BN statistics (the recompute counts its batch once), less kept."""
+    from skelctl.models.layers import use_activation_checkpointing
+
+    torch.manual_seed(0)
+    plain = build_encoder(name, get_layout("ntu25"), frames=16).train()
+    checkpointed = build_encoder(name, get_layout("ntu25"), frames=16).train()
+    checkpointed.load_state_dict(plain.state_dict())
+    assert use_activation_checkpointing(checkpointed) == 1
+    x = clip("ntu25", n=4, frames=16)
+    saved_plain, grads_plain, buffers_plain = _saved_bytes_and_grads(plain, x)
+    saved_ckpt, grads_ckpt, buffers_ckpt = _saved_bytes_and_grads(checkpointed, x)
+    assert saved_ckpt < saved_plain / 3
+    for key, grad in grads_plain.items():
+        torch.testing.assert_close(grads_ckpt[key], grad, rtol=0, atol=0, msg=key)
+    for key, buffer in buffers_plain.items():
+        torch.testing.assert_close(buffers_ckpt[key], buffer, rtol=0, atol=0, msg=key)
+    with torch.no_grad():  # evaluation ignores the flag
+        torch.testing.assert_close(checkpointed.eval()(x), plain.eval()(x), rtol=0, atol=0)

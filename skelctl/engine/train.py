@@ -60,6 +60,7 @@ from skelctl.engine.precision import (
 )
 from skelctl.engine.rundir import RunDir, link_latest, new_run_dir
 from skelctl.errors import RuntimeFailure, SkelctlError
+from skelctl.models.layers import use_activation_checkpointing
 
 # purposes of derived seeds
 _INIT, _PERMUTATION, _VIEWS, _GLOBAL, _TRIAL = range(5)
@@ -67,6 +68,7 @@ _INIT, _PERMUTATION, _VIEWS, _GLOBAL, _TRIAL = range(5)
 RESUMABLE_KEYS = (
     "train.epochs", "train.device", "train.compile", "train.log_every", "train.checkpoint_every_steps",
     "train.keep_every_epochs", "train.knn_every", "train.knn_k", "train.release_memory_above_mib",
+    "train.activation_checkpointing",
     "evaluation",
 )
 PRECISION_TRIAL_BATCH = 8
@@ -197,6 +199,8 @@ class Trainer:
         self.plan = check_batch(cfg, ctx.world_size, len(bank))
         self.steps_per_epoch = len(bank) // cfg.train.batch_size
         self.parameters = [p for p in method.parameters() if p.requires_grad]
+        if cfg.train.activation_checkpointing:
+            use_activation_checkpointing(method)
         self.optimizer = torch.optim.SGD(
             self.parameters, lr=cfg.optim.lr, momentum=cfg.optim.momentum,
             weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov,

@@ -98,7 +98,7 @@ class AGCN(GraphEncoder):
         _init_agcn_(self)
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        return self.units(x)
+        return self.run_units(self.units, x)
 
 
 def _init_agcn_(model: AGCN) -> None:

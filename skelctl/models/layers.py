@@ -3,8 +3,13 @@ convolution unit, the residual branch, the graph-encoder base class and referenc
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Iterator
+
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from skelctl.data.layout import Layout
 from skelctl.errors import SkelctlError
@@ -78,6 +83,8 @@ class GraphEncoder(nn.Module):
 
     encoder_name: str  # set by `register_encoder`
     feature_dim: int
+    # set by `use_activation_checkpointing`: recompute each unit's activations in backward
+    checkpoint_units: bool = False
 
     def __init__(self, layout: Layout, in_channels: int, num_persons: int, frames: int,
                  per_person_norm: bool):
@@ -88,6 +95,23 @@ class GraphEncoder(nn.Module):
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """(N*M, C, T, V) -> (N*M, D, T', V)."""
         raise NotImplementedError
+
+    def run_units(self, units: nn.ModuleList | nn.Sequential, x: torch.Tensor, *args) -> torch.Tensor:
+        """x through `units` in order (each called as unit(x, *args)).
+
+        With `checkpoint_units`, while training with gradients, only each unit's input is kept
+        for backward and the rest is recomputed there (activation checkpointing): the memory of
+        one unit's activations instead of all of them, for one more forward pass. The recompute
+        leaves BN's running statistics as the first pass left them.
+        """
+        recompute = self.checkpoint_units and self.training and torch.is_grad_enabled()
+        for unit in units:
+            if recompute:
+                x = checkpoint(unit, x, *args, use_reentrant=False,
+                               context_fn=functools.partial(_recompute_contexts, unit))
+            else:
+                x = unit(x, *args)
+        return x
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, V, M) -> (N, M, D, T', V), the last feature map before pooling."""
@@ -102,6 +126,35 @@ class GraphEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.feature_map(x))
+
+
+def use_activation_checkpointing(module: nn.Module) -> int:
+    """Turn on activation checkpointing in every graph encoder inside `module`; returns how many."""
+    encoders = [m for m in module.modules() if isinstance(m, GraphEncoder)]
+    for encoder in encoders:
+        encoder.checkpoint_units = True
+    return len(encoders)
+
+
+def _recompute_contexts(unit: nn.Module):
+    return contextlib.nullcontext(), frozen_running_stats(unit)
+
+
+@contextlib.contextmanager
+def frozen_running_stats(module: nn.Module) -> Iterator[None]:
+    """BN layers of `module` normalise with batch statistics as usual but do not update their
+    running statistics (momentum 0, batch counter restored): a recomputed batch must count once."""
+    norms = [m for m in module.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, count) in zip(norms, saved, strict=True):
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(count)
 
 
 def init_normal_(module: nn.Module, std: float = 0.02) -> None:

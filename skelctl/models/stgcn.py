@@ -78,6 +78,4 @@ class STGCN(GraphEncoder):
         init_normal_(self)
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x, self.graph)
-        return x
+        return self.run_units(self.blocks, x, self.graph)
