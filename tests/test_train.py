@@ -242,6 +242,14 @@ def test_resume_after_sigkill_is_bit_exact(tiny_data, straight, tmp_path):
     assert [r["loss"] for r in records if r["kind"] == "epoch"] == [r["loss"] for r in reference if r["kind"] == "epoch"]
 
 
+def test_activation_checkpointing_trains_to_the_same_weights(tiny_data, straight, tmp_path):
+    run = tmp_path / "checkpointed"
+    result = run_skelctl("pretrain", "--data", str(tiny_data), *RUN_ARGS,
+                         "--set", "train.activation_checkpointing=true", "--out", str(run))
+    assert result.returncode == 0, result.stderr
+    assert_same_training_state(training_state(straight[0]), training_state(run))
+
+
 def test_corrupt_last_checkpoint_falls_back_to_the_previous_one(straight, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(straight[0], run)
