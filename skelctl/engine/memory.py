@@ -4,11 +4,12 @@ glibc's malloc keeps freed heap chunks for reuse. A training step allocates and 
 of activations of many sizes, so the heap fragments and the resident size climbs well above the
 live tensors (SkeleMixCLR+, batch 64, bf16: 2.25 GiB RSS for 1.4 GiB live). `malloc_trim(0)`
 returns the free pages, which keeps RSS near the live peak (1.7 GiB; those steps leave 1.3-1.8
-GiB free after each loss term). It is done only when the heap holds more than `TRIM_ABOVE` free
-bytes: up to that much is kept for the next term to reuse, as trimming costs the page faults of
-refilling it (the `demo` preset leaves ~350 MiB free per term; trimming that slowed its steps
-from 0.45 to 0.56 s). The threshold is `train.release_memory_above_mib`: the `isc` preset turns
-it off, as its peak is live activations (trimming saved 0.1 GiB of 5 and cost a third of a step).
+GiB free after each loss term). It is done only when the heap holds more than a threshold of
+free bytes (`train.release_memory_above_mib`, default 512 MiB): up to that much is kept for the
+next term to reuse, as trimming costs the page faults of refilling it (the `demo` preset leaves
+~350 MiB free per term; trimming that slowed its steps from 0.45 to 0.56 s). The `isc` preset
+turns it off, as its peak is live activations (trimming saved 0.1 GiB of 5 and cost a third of
+a step).
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-
-TRIM_ABOVE = 512 * 2**20
 
 
 class _MallInfo2(ctypes.Structure):
@@ -43,7 +42,7 @@ def heap_free_bytes() -> int | None:
     return None if libc is None else int(libc.mallinfo2().fordblks)
 
 
-def release_free_memory(above: int = TRIM_ABOVE) -> bool:
+def release_free_memory(above: int) -> bool:
     """Return the C heap's free pages to the OS when it holds more than `above` free bytes;
     True when it did."""
     free = heap_free_bytes()
