@@ -4,7 +4,9 @@ lists, PKU label rows and splits, and bad input (recorded, strict, fatal)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -463,3 +465,17 @@ def test_fatal_input_errors(shared_fixtures, tmp_path):
     with pytest.raises(SkelctlError, match="bodies"):
         PreprocessOptions(bodies="largest")
     assert not (tmp_path / "out.h5").exists()
+
+
+def _task_and_pid(task):
+    time.sleep(0.001)  # parsing a file takes about this long
+    return task.number, os.getpid()
+
+
+def test_the_main_process_parses_beside_its_pool_and_the_order_holds():
+    """`--workers 2` is this process and one pool process, both parsing; results in task order."""
+    tasks = [SimpleNamespace(number=i, file=SimpleNamespace(size=1000)) for i in range(2000)]
+    results = list(preprocess_module._in_order(_task_and_pid, tasks, workers=2))
+    assert [number for number, _ in results] == list(range(2000))
+    pids = {pid for _, pid in results}
+    assert os.getpid() in pids and len(pids) == 2, pids

@@ -56,7 +56,8 @@ PKU_VIEWS = {"L": 1, "M": 2, "R": 3}  # stored as the camera number, like NTU's 
 # in flight: enough to hide latency, and memory stays bounded whatever the number of files.
 _BATCH_FILES = 32
 _BATCH_BYTES = 8 << 20  # of raw input
-_BATCHES_PER_WORKER = 3
+_BATCHES_PER_WORKER = 3  # submitted to each pool process ahead of need
+_MOST_PENDING = 4 * _BATCHES_PER_WORKER  # batches held per worker, parsed or in flight
 
 
 @dataclass(frozen=True)
@@ -519,7 +520,13 @@ def _alive(pid: int) -> bool:
 def _in_order(
     work: Callable[[Any], Parsed], tasks: Sequence[Any], workers: int
 ) -> Iterator[Parsed]:
-    """`map(work, tasks)` over worker processes, results in task order, bounded tasks in flight."""
+    """`map(work, tasks)` on `workers` processes, this one included, results in task order.
+
+    The pool has `workers - 1` processes; this process parses a batch itself whenever the
+    oldest pending batch is not back yet, and writes the results it receives. So `--workers 2`
+    keeps two cores busy, not three processes fighting over them, and the pool's start-up
+    (a new interpreter importing numpy and h5py: ~0.4 s) costs nothing: this process parses
+    meanwhile. Batches in flight are bounded, so memory does not grow with the dataset."""
     workers = min(workers, len(tasks))
     if workers <= 1:
         yield from map(work, tasks)
@@ -529,30 +536,28 @@ def _in_order(
     with _environment(_ONE_THREAD):  # the server's environment is its workers'
         multiprocessing.forkserver.ensure_running()
     pool = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
+        workers - 1, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
     )
     try:
-        # Batches in task order: futures of the pool, or results the parent made itself while
-        # the workers were starting (a new interpreter importing numpy and h5py: ~0.4 s). The
-        # parent stops when the first batch comes back, so it parses alongside the workers for
-        # at most one batch (~30 ms): `workers` cores, not one more.
+        # In task order: futures of the pool, or results this process made itself.
         pending: deque[Future[list[Parsed]] | list[Parsed]] = deque()
         batches = _batches(tasks, workers)
-        for batch in islice(batches, workers * _BATCHES_PER_WORKER):
+        for batch in islice(batches, (workers - 1) * _BATCHES_PER_WORKER):
             pending.append(pool.submit(_run_batch, work, batch))
-        starting = True
         while pending:
             head = pending[0]
-            starting = starting and isinstance(head, Future) and not head.done()
-            if starting and len(pending) < 4 * workers * _BATCHES_PER_WORKER:
+            if isinstance(head, Future) and not head.done() and len(pending) < _MOST_PENDING * workers:
                 batch = next(batches, None)
                 if batch is not None:
                     pending.append(_run_batch(work, batch))
                     continue
             pending.popleft()
-            results = head.result() if isinstance(head, Future) else head
-            for batch in islice(batches, 1):
-                pending.append(pool.submit(_run_batch, work, batch))
+            if isinstance(head, Future):
+                results = head.result()
+                for batch in islice(batches, 1):  # keep the pool's queue full
+                    pending.append(pool.submit(_run_batch, work, batch))
+            else:
+                results = head
             yield from results
     except BrokenProcessPool as exc:
         raise RuntimeFailure(f"a parsing worker died ({exc}); no output written") from exc
