@@ -525,8 +525,8 @@ def _in_order(
     The pool has `workers - 1` processes; this process parses a batch itself whenever the
     oldest pending batch is not back yet, and writes the results it receives. So `--workers 2`
     keeps two cores busy, not three processes fighting over them, and the pool's start-up
-    (a new interpreter importing numpy and h5py: ~0.4 s) costs nothing: this process parses
-    meanwhile. Batches in flight are bounded, so memory does not grow with the dataset."""
+    costs nothing: this process parses meanwhile (see `_submit_in_background`). Batches in
+    flight are bounded, so memory does not grow with the dataset."""
     workers = min(workers, len(tasks))
     if workers <= 1:
         yield from map(work, tasks)
@@ -542,9 +542,15 @@ def _in_order(
         # In task order: futures of the pool, or results this process made itself.
         pending: deque[Future[list[Parsed]] | list[Parsed]] = deque()
         batches = _batches(tasks, workers)
-        for batch in islice(batches, (workers - 1) * _BATCHES_PER_WORKER):
-            pending.append(pool.submit(_run_batch, work, batch))
+        first = list(islice(batches, (workers - 1) * _BATCHES_PER_WORKER))
+        pending.extend(_submit_in_background(pool, work, first))
+        depth = len(first)
         while pending:
+            # Keep the pool's queue full before anything else: this process takes its own
+            # batches from the same stream, and the pool must never wait for it.
+            waiting = sum(isinstance(item, Future) and not item.done() for item in pending)
+            for batch in islice(batches, max(0, depth - waiting)):
+                pending.append(pool.submit(_run_batch, work, batch))
             head = pending[0]
             if isinstance(head, Future) and not head.done() and len(pending) < _MOST_PENDING * workers:
                 batch = next(batches, None)
@@ -552,17 +558,42 @@ def _in_order(
                     pending.append(_run_batch(work, batch))
                     continue
             pending.popleft()
-            if isinstance(head, Future):
-                results = head.result()
-                for batch in islice(batches, 1):  # keep the pool's queue full
-                    pending.append(pool.submit(_run_batch, work, batch))
-            else:
-                results = head
+            results = head.result() if isinstance(head, Future) else head
             yield from results
     except BrokenProcessPool as exc:
         raise RuntimeFailure(f"a parsing worker died ({exc}); no output written") from exc
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _submit_in_background(
+    pool: ProcessPoolExecutor, work: Callable[[Any], Parsed], batches: list[list[Any]]
+) -> list[Future[list[Parsed]]]:
+    """Futures of `batches` on `pool`, returned at once. A new pool's first `submit` blocks until
+    its processes exist (~0.15 s: the forkserver first imports numpy and h5py); a thread makes
+    that wait, so the caller parses meanwhile."""
+    relays: list[Future[list[Parsed]]] = [Future() for _ in batches]
+
+    def submit() -> None:
+        for batch, relay in zip(batches, relays, strict=True):
+            try:
+                pool.submit(_run_batch, work, batch).add_done_callback(
+                    functools.partial(_relay, relay)
+                )
+            except RuntimeError as exc:  # the pool was shut down meanwhile (the run failed)
+                relay.set_exception(exc)
+
+    threading.Thread(target=submit, name="skelctl-pool-start", daemon=True).start()
+    return relays
+
+
+def _relay(target: Future[list[Parsed]], source: Future[list[Parsed]]) -> None:
+    if source.cancelled():
+        target.cancel()
+    elif (exc := source.exception()) is not None:
+        target.set_exception(exc)
+    else:
+        target.set_result(source.result())
 
 
 # Parsing never multiplies matrices, yet each process's BLAS starts (and, for a while, spins)
