@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
         align: bool = typer.Option(
             False, "--align", help="Also rotate frame 0 to a canonical view."
         ),
-        workers: int = typer.Option(0, help="Parsing processes (0: all cores)."),
+        workers: int = typer.Option(0, help="Parsing processes, this one included (0: all cores)."),
         strict: bool = typer.Option(
             False, "--strict", help="Fail (exit 1, no output) on any bad file."
         ),
