@@ -100,6 +100,36 @@ def test_graph_feature_map_is_per_body_256x16xV_and_pools_to_forward(name):
     assert torch.allclose(pooled, fmap.mean(dim=(1, 3, 4)), atol=1e-6)
 
 
+def test_adaptive_graph_conv_is_2s_agcn_per_subset_formula():
+    """The fused layer equals 2s-AGCN's loop over subsets k: C_k = softmax over senders of
+    theta_k(x)^T phi_k(x) / (C_e T), then sum_k W_k (x (A_k + B_k + C_k)), BN, + down(x), ReLU."""
+    from skelctl.models.agcn import AdaptiveGraphConv
+    from skelctl.models.graph import NUM_SUBSETS
+
+    torch.manual_seed(0)
+    graph = torch.from_numpy(adjacency(get_layout("ntu25"))).float()
+    layer = AdaptiveGraphConv(8, 16, graph).eval()
+    for p in (layer.mix.bias, layer.bn.weight, layer.bn.bias, layer.adaptive):
+        torch.nn.init.normal_(p)
+    x = torch.randn(3, 8, 10, 25)
+    n, c, t, v = x.shape
+    e, out = layer.embed_channels, layer.out_channels
+    y = torch.zeros(n, out, t, v)
+    for k in range(NUM_SUBSETS):
+        def conv(module, groups, k=k):  # subset k's slice of a conv that emits all subsets
+            w = module.weight.view(NUM_SUBSETS, -1, *module.weight.shape[1:])[k]
+            return torch.nn.functional.conv2d(groups, w, module.bias.view(NUM_SUBSETS, -1)[k])
+        a1 = conv(layer.theta, x).permute(0, 3, 1, 2).reshape(n, v, e * t)
+        a2 = conv(layer.phi, x).reshape(n, e * t, v)
+        attention = torch.softmax(a1 @ a2 / (e * t), dim=-2)
+        adjacency_k = graph[k] + layer.adaptive[k] + attention
+        aggregated = (x.reshape(n, c * t, v) @ adjacency_k).view(n, c, t, v)
+        y = y + conv(layer.mix, aggregated)
+    expected = torch.relu(layer.bn(y) + layer.down(x))
+    with torch.no_grad():
+        assert torch.allclose(layer(x), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("layout_name", LAYOUTS)
 @pytest.mark.parametrize("name", ["stgcn", "agcn", "gru", "cnn"])
 def test_forward_on_every_layout(name, layout_name):

