@@ -306,14 +306,14 @@ def _saved_bytes_and_grads(encoder: torch.nn.Module, x: torch.Tensor) -> tuple[i
     return saved, grads, {n: b.clone() for n, b in encoder.named_buffers()}
 
 
-@pytest.mark.parametrize("name", ["stgcn", "agcn"])
-def test_activation_checkpointing_keeps_less_and_changes_nothing_else(name):
+@pytest.mark.parametrize(("name", "kwargs"), [("stgcn", {}), ("agcn", {}), ("gru", {"hidden_size": 32})])
+def test_activation_checkpointing_keeps_less_and_changes_nothing_else(name, kwargs):
     """Same gradients and BN statistics (the recompute counts its batch once), less kept."""
     from skelctl.models.layers import use_activation_checkpointing
 
     torch.manual_seed(0)
-    plain = build_encoder(name, get_layout("ntu25"), frames=16).train()
-    checkpointed = build_encoder(name, get_layout("ntu25"), frames=16).train()
+    plain = build_encoder(name, get_layout("ntu25"), frames=16, **kwargs).train()
+    checkpointed = build_encoder(name, get_layout("ntu25"), frames=16, **kwargs).train()
     checkpointed.load_state_dict(plain.state_dict())
     assert use_activation_checkpointing(checkpointed) == 1
     x = clip("ntu25", n=4, frames=16)

@@ -76,8 +76,8 @@ class TrainConfig:
     # CPU: after a loss term, give the C heap's free pages back when it holds more than this
     # many MiB free (engine/memory.py); 0: never
     release_memory_above_mib: int = field(default=512, metadata=_range(0, None))
-    # graph encoders keep only each unit's input for backward and recompute the rest there:
-    # less memory for one more forward pass of the graph encoder (same gradients)
+    # graph encoders keep only each unit's input for backward and recompute the rest there,
+    # the GRU each layer's: less memory for one more forward pass (same gradients)
     activation_checkpointing: bool = False
 
 

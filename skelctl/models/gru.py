@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from skelctl.data.layout import Layout
 from skelctl.models.layers import check_input
@@ -27,6 +28,7 @@ class BiGRU(nn.Module):
     """3-layer bidirectional GRU, 1024 units per direction: (N, C, T, V, M) -> (N, 2048)."""
 
     encoder_name: str  # set by `register_encoder`
+    checkpoint_units: bool = False  # set by `use_activation_checkpointing`: per layer here
 
     def __init__(self, layout: Layout, in_channels: int = 3, num_persons: int = 2,
                  frames: int = 64, *, hidden_size: int = 1024, num_layers: int = 3):
@@ -47,5 +49,23 @@ class BiGRU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.encoder_name, self.input_shape)
-        _, final = self.gru(self.sequence_view(x))  # (num_layers * 2, N, H)
+        sequence = self.sequence_view(x)
+        if self.checkpoint_units and self.training and torch.is_grad_enabled():
+            final = self._recomputed_layers(sequence)
+        else:
+            _, final = self.gru(sequence)  # (num_layers * 2, N, H)
         return torch.cat([final[-2], final[-1]], dim=1)
+
+    def _recomputed_layers(self, sequence: torch.Tensor) -> torch.Tensor:
+        """The same GRU one layer at a time, each layer's activations recomputed in backward
+        (activation checkpointing): only the layers' inputs are kept."""
+        per_layer = len(self.gru._flat_weights) // self.gru.num_layers  # w_ih, w_hh, b_ih, b_hh x 2
+
+        def layer(inputs: torch.Tensor, *weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            start = inputs.new_zeros(2, inputs.shape[0], self.gru.hidden_size)
+            return torch._VF.gru(inputs, start, weights, True, 1, 0.0, True, True, True)
+
+        for i in range(self.gru.num_layers):
+            weights = self.gru._flat_weights[i * per_layer:(i + 1) * per_layer]
+            sequence, final = checkpoint(layer, sequence, *weights, use_reentrant=False)
+        return final

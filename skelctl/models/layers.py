@@ -129,8 +129,9 @@ class GraphEncoder(nn.Module):
 
 
 def use_activation_checkpointing(module: nn.Module) -> int:
-    """Turn on activation checkpointing in every graph encoder inside `module`; returns how many."""
-    encoders = [m for m in module.modules() if isinstance(m, GraphEncoder)]
+    """Turn on activation checkpointing in every encoder inside `module` that offers it (those
+    with a `checkpoint_units` flag: the graph encoders and the GRU); returns how many."""
+    encoders = [m for m in module.modules() if hasattr(type(m), "checkpoint_units")]
     for encoder in encoders:
         encoder.checkpoint_units = True
     return len(encoders)
