@@ -63,6 +63,8 @@ class BiGRU(nn.Module):
 
         def layer(inputs: torch.Tensor, *weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             start = inputs.new_zeros(2, inputs.shape[0], self.gru.hidden_size)
+            # what nn.GRU calls: has_biases, num_layers=1, dropout=0, train, bidirectional,
+            # batch_first
             return torch._VF.gru(inputs, start, weights, True, 1, 0.0, True, True, True)
 
         for i in range(self.gru.num_layers):
