@@ -148,6 +148,34 @@ def test_accumulated_micro_batches_reproduce_the_large_batch_step(tmp_path):
     assert not torch.equal(whole["linear.weight"], QuadraticMethod().linear.weight)  # the step did move
 
 
+def test_the_precision_trial_leaves_the_model_as_it_found_it(tmp_path):
+    from skelctl.data.clips import ClipBank
+    from skelctl.data.layout import get_layout
+    from skelctl.methods import build_method
+    from skelctl.methods.moco import MomentumBranch
+
+    cfg = load_preset("skelemix", [*tiny_overrides()[1::2], "train.precision=auto"])
+    torch.manual_seed(0)
+    method = build_method(cfg.method, get_layout("ntu25"), cfg.data.frames, cfg.data.stream)
+    with torch.no_grad():  # query and key networks apart, as after some training
+        for branch in (m for m in method.modules() if isinstance(m, MomentumBranch)):
+            for p in branch.query.parameters():
+                p.add_(0.01 * torch.randn_like(p))
+    before = {k: v.clone() for k, v in method.state_dict().items()}
+    lengths = torch.tensor([40, 50, 60] * 4)
+    bank = ClipBank.from_arrays(torch.randn(int(lengths.sum()), 2, 25, 3),
+                                torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]),
+                                torch.arange(12) % 3, "cpu")
+    trainer = Trainer(cfg, RunDir(tmp_path), DistContext(), torch.device("cpu"), method, bank, None, None, {},
+                      show_progress=False)
+    for precision in ("fp32", "bf16"):
+        trainer._trial_step(Precision(precision))
+    after = method.state_dict()
+    assert [k for k in before if not torch.equal(before[k], after[k])] == []
+    assert all(p.grad is None for p in method.parameters())
+    assert all(m.momentum == cfg.method.moco.momentum for m in method.modules() if isinstance(m, MomentumBranch))
+
+
 def test_batch_that_does_not_split_is_a_usage_error(tiny_data, tmp_path):
     result = run_skelctl("pretrain", "--data", str(tiny_data), "--out", str(tmp_path / "run"),
                          *tiny_overrides(**{"train.accumulate": 3}))

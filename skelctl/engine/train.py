@@ -22,7 +22,6 @@ the epoch's running loss sums.
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import shutil
 import time
@@ -60,6 +59,7 @@ from skelctl.engine.precision import (
 )
 from skelctl.engine.rundir import RunDir, link_latest, new_run_dir
 from skelctl.errors import RuntimeFailure, SkelctlError
+from skelctl.methods.moco import frozen_key_networks
 from skelctl.models.layers import use_activation_checkpointing
 
 # purposes of derived seeds
@@ -247,15 +247,24 @@ class Trainer:
             self.scaler = make_scaler(self.precision, self.device)
 
     def _trial_step(self, precision: Precision) -> None:
-        """One forward/backward on a copy of the model (the real one, its queue and BN stay put)."""
-        twin = copy.deepcopy(self.method)
+        """One forward/backward on the model, which is left as it was: the key networks do not
+        move, the buffers (queues, BN statistics) are put back and the gradients dropped. (A
+        copy of the model would hold ISC's 0.4 GiB of weights twice: the run's peak memory.)"""
+        buffers = [(b, b.clone()) for b in self.method.buffers()]
         n = min(self.plan.micro_batch, PRECISION_TRIAL_BATCH)
         idx = torch.arange(n, device=self.device)
         gen = torch.Generator(self.device).manual_seed(derive_seed(self.cfg.train.seed, _TRIAL))
-        views = twin.make_views(self.bank, idx, gen)
-        with autocast(precision, self.device):
-            loss = twin(views)["loss"]
-        loss.backward()
+        try:
+            with frozen_key_networks(self.method):
+                views = self.method.make_views(self.bank, idx, gen)
+                with autocast(precision, self.device):
+                    self.method(views, backward=lambda term: term.backward())
+        finally:
+            with torch.no_grad():
+                for buffer, saved in buffers:
+                    buffer.copy_(saved)
+            for p in self.method.parameters():
+                p.grad = None
 
     # --- training ---
     def run(self) -> dict[str, Any]:
@@ -311,6 +320,9 @@ class Trainer:
         def backward(term: torch.Tensor) -> None:
             with torch.autocast(self.device.type, enabled=False):
                 self.scaler.scale(term / len(micro)).backward()
+            # The term's low-precision weight copies go too: the next term may not use them
+            # (ISC: the GRU's bf16 copy, 0.1 GiB, would stay alive through the 2s-AGCN's term).
+            torch.clear_autocast_cache()
             if self.device.type == "cpu" and cfg.train.release_memory_above_mib:
                 release_free_memory(above=cfg.train.release_memory_above_mib * 2**20)
 

@@ -8,8 +8,9 @@ SkeleMixCLR+ and ISC differ only in which pairs they contrast.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -165,8 +166,24 @@ class MomentumBranch(nn.Module):
     @torch.no_grad()
     def encode_keys(self, x: torch.Tensor) -> torch.Tensor:
         """Step the key network towards the query network, then encode `x` with it (no grad)."""
-        momentum_update(self.query, self.key, self.momentum)
+        if self.momentum < 1.0:  # at 1 the key network stays where it is
+            momentum_update(self.query, self.key, self.momentum)
         return self.key(x)
+
+
+@contextlib.contextmanager
+def frozen_key_networks(module: nn.Module) -> Iterator[None]:
+    """Inside the block, the key networks of `module` do not follow their query networks
+    (momentum 1): for throw-away steps, such as the engine's precision trial."""
+    branches = [m for m in module.modules() if isinstance(m, MomentumBranch)]
+    saved = [branch.momentum for branch in branches]
+    for branch in branches:
+        branch.momentum = 1.0
+    try:
+        yield
+    finally:
+        for branch, momentum in zip(branches, saved, strict=True):
+            branch.momentum = momentum
 
 
 def build_branch(encoder_name: str, layout: Layout, moco: MocoConfig, frames: int = 64,
