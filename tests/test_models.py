@@ -218,6 +218,35 @@ def test_gru_feature_is_each_directions_final_state():
     assert torch.allclose(feature[:, 8:], outputs[:, 0, 8:])  # backward read t = T-1..0
 
 
+@pytest.mark.parametrize("autocast", [False, True])
+def test_gru_training_on_cpu_is_nn_gru_with_its_gradients(autocast):
+    """Training on CPU runs `GRURecurrence`, not nn.GRU: the same features and gradients."""
+    torch.manual_seed(0)
+    encoder = build_encoder("gru", get_layout("ntu25"), frames=7, hidden_size=16).train()
+    x = clip("ntu25", n=3, frames=7).requires_grad_(True)
+    weights = torch.randn(3, 32)
+
+    def features_and_grads(reference: bool):
+        encoder.zero_grad()
+        x.grad = None
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            if reference:
+                _, final = encoder.gru(encoder.sequence_view(x))
+                feature = torch.cat([final[-2], final[-1]], dim=1)
+            else:
+                feature = encoder(x)
+        (feature.float() * weights).sum().backward()
+        return feature.float().detach(), x.grad.clone(), {k: p.grad.clone() for k, p in encoder.named_parameters()}
+
+    ours, reference = features_and_grads(False), features_and_grads(True)
+    tolerance = {"rtol": 0.05, "atol": 0.03} if autocast else {"rtol": 1e-5, "atol": 1e-6}
+    torch.testing.assert_close(ours[0], reference[0], **tolerance)
+    torch.testing.assert_close(ours[1], reference[1], **tolerance)
+    for key, grad in reference[2].items():
+        torch.testing.assert_close(ours[2][key], grad, **tolerance, msg=key)
+    assert ours[0].dtype == torch.float32 and not torch.equal(ours[1], reference[1] * 0)
+
+
 @pytest.mark.parametrize("name", ["stgcn", "agcn"])
 def test_every_parameter_gets_a_gradient(name):
     encoder = build_encoder(name, get_layout("kinect20"), frames=16)
@@ -290,12 +319,15 @@ def test_adjacency_properties_come_from_the_layout(layout_name):
 
 
 def _saved_bytes_and_grads(encoder: torch.nn.Module, x: torch.Tensor) -> tuple[int, dict, dict]:
-    """Bytes autograd keeps for backward, the gradients, and the BN buffers after one step."""
+    """Bytes of activations autograd keeps for backward (the weights, alive anyway, not counted),
+    the gradients, and the BN buffers after one step."""
     saved = 0
+    weights = {p.data_ptr() for p in encoder.parameters()}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         nonlocal saved
-        saved += t.numel() * t.element_size()
+        if t.data_ptr() not in weights:
+            saved += t.numel() * t.element_size()
         return t
 
     torch.manual_seed(5)  # ST-GCN's dropout
