@@ -1,23 +1,23 @@
 """`skelctl preprocess` throughput and memory against a classic NTU reader, measured in one run.
 
-The 11 real NTU fixtures are replicated (symlinks, unique S/P/R numbers) to 2,000 files in a
+The 11 real NTU fixtures are replicated (symlinks, unique S/P/R numbers) to 6,000 files in a
 temp dir, so files are hot in the page cache: this measures parsing, not the disk. Figures:
 - the classic per-line reader of the ST-GCN kind (readline, float() per token, a dict per
   joint) and a whitespace-split-only floor, on a subset, one core: files/s, MB/s, files/CPU-s;
 - `read_ntu_skeleton` alone, with the C parser and with the numpy reader;
-- `skelctl preprocess ntu120` end to end (CLI subprocess) with --workers 1 and 2, on 2,000 and
-  1,000 files: files/s and MB/s (the run's own timer: interpreter start excluded), per core
+- `skelctl preprocess ntu120` end to end (CLI subprocess) with --workers 1 and 2, on 6,000 and
+  3,000 files: files/s and MB/s (the run's own timer: interpreter start excluded), per core
   against the classic reader in wall time and in CPU time. Every process of the CLI's tree
   (the CLI, the forkserver, the workers) is reaped here (PR_SET_CHILD_SUBREAPER), so
   RUSAGE_CHILDREN counts all of their CPU; CPU time is what other jobs on a shared machine
   cannot inflate. "Steady" figures take the difference of the two runs, in which fixed costs
   (interpreter, imports, starting the pool) cancel: the throughput on a large dataset;
 - scaling from 1 to 2 workers, end to end and steady;
-- peak RSS at 1,000 vs 2,000 files (flat when memory does not grow with the dataset): each
+- peak RSS at 3,000 vs 6,000 files (flat when memory does not grow with the dataset): each
   process's VmHWM, sampled every 20 ms until it exits, summed over the tree;
 - the HDF5 filters on the produced frames: size ratio and write speed, skelctl's writer included.
 Every figure is the best of --repeats runs (3): a shared machine only ever slows a run down.
-Usage: python benchmarks/bench_preprocess.py [--files 2000] [--classic-files 150] [--workers 1 2]
+Usage: python benchmarks/bench_preprocess.py [--files 6000] [--classic-files 150] [--workers 1 2]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "ntu"
+UNIQUE_NAMES = 32 * 106 * 2  # setups x performers x replications: NTU-120's valid S/P/R triples
 NAME = re.compile(r"S\d{3}C(\d{3})P\d{3}R\d{3}A(\d{3})")
 BODY_KEYS = (
     "bodyID",
@@ -100,7 +101,7 @@ def replicate(folder: Path, count: int) -> list[Path]:
     sources = sorted(FIXTURES.glob("*.skeleton"))
     folder.mkdir(parents=True)
     paths = []
-    for k in range(count):  # 32 setups x 106 performers x 2 replications: 6,784 names
+    for k in range(count):  # 32 setups x 106 performers x 2 replications
         source = sources[k % len(sources)]
         camera, action = NAME.match(source.stem).groups()
         setup, rest = 1 + k % 32, k // 32
@@ -242,11 +243,13 @@ def filters(h5: Path) -> list[tuple[str, float, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=2000)
+    parser.add_argument("--files", type=int, default=6000)
     parser.add_argument("--classic-files", type=int, default=150)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the best counts")
     args = parser.parse_args()
+    if not 2 <= args.files <= UNIQUE_NAMES:
+        parser.error(f"--files must be 2-{UNIQUE_NAMES:,} (one file per unique NTU name), got {args.files}")
     from skelctl.data import formats
 
     libc = ctypes.CDLL(None, use_errno=True)
