@@ -16,7 +16,8 @@ passes). Measured on this data (top-1 %, linear / 1-NN):
   SkeleMixCLR+ `demo`, 592 steps, pretraining seeds 0-3, 1 thread (helper scripts):
                                             84.5 / 75.9   84.7 / 66.4   87.5 / 70.2   90.8 / 76.3
                                             seed 0 as here (`make demo`, 2 threads): 90.2 / 81.5
-  ISC `demo-isc`, 296 steps, seed 0         71.0 / 73.3 (`make demo`; its twin 76.6 / 74.1)
+  ISC `demo-isc`, 296 steps, seed 0         71.5 / 68.3 (`make demo`; its twin 76.6 / 74.1; 71.0 / 73.3
+                                            before the GRU's CPU backward was rewritten)
 So SkeleMixCLR+ beats every twin on linear evaluation by 6.0 points or more in every run, while
 its 1-NN spreads from 8 below to 6 above the good twins. Twice the pretraining (1,184 steps,
 2 threads) raises linear but not 1-NN: seed 1 83.4 / 75.3 after 592 steps, 88.8 / 72.3 after
