@@ -95,6 +95,7 @@ def bidirectional_layer(inputs: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Te
     return torch.cat([forwards, backwards.flip(0)], dim=2), torch.stack([forwards[-1], backwards[-1]])
 
 
+@torch.compiler.disable  # a Python loop over time: compiled, it unrolls into a graph per length
 def _direction(inputs: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
                b_hh: torch.Tensor) -> torch.Tensor:
     projected = F.linear(inputs, w_ih, b_ih)  # all steps' input gates at once (autocast applies)
