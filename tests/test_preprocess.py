@@ -4,9 +4,7 @@ lists, PKU label rows and splits, and bad input (recorded, strict, fatal)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,8 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from skelctl.data import formats, store
-from skelctl.data import preprocess as preprocess_module
+from skelctl.data import formats, parallel, store
 from skelctl.data.denoise import select_bodies
 from skelctl.data.formats import read_ntu_skeleton
 from skelctl.data.layout import get_layout
@@ -200,13 +197,12 @@ def test_without_the_c_speedups_the_file_is_the_same(ntu60, tmp_path, monkeypatc
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_batches_for_workers_keep_the_order_and_their_limits(workers):
     sizes = [1 << 20] * 40 + [9 << 20] + [1 << 10] * 300
-    tasks = [SimpleNamespace(file=SimpleNamespace(size=size), index=k) for k, size in enumerate(sizes)]
-    batches = list(preprocess_module._batches(tasks, workers))
-    assert [t.index for batch in batches for t in batch] == list(range(len(tasks)))
-    most = min(preprocess_module._BATCH_FILES, len(tasks) // (4 * workers))
+    batches = list(parallel.batches(sizes, workers))
+    assert [i for batch in batches for i in batch] == list(range(len(sizes)))
+    most = min(parallel.BATCH_FILES, len(sizes) // (4 * workers))
     for batch in batches:
         assert 0 < len(batch) <= most
-        assert sum(t.file.size for t in batch[:-1]) < preprocess_module._BATCH_BYTES
+        assert sum(sizes[i] for i in batch[:-1]) < parallel.BATCH_BYTES
     assert len(batches) >= 4 * workers
 
 
@@ -465,17 +461,3 @@ def test_fatal_input_errors(shared_fixtures, tmp_path):
     with pytest.raises(SkelctlError, match="bodies"):
         PreprocessOptions(bodies="largest")
     assert not (tmp_path / "out.h5").exists()
-
-
-def _task_and_pid(task):
-    time.sleep(0.001)  # parsing a file takes about this long
-    return task.number, os.getpid()
-
-
-def test_the_main_process_parses_beside_its_pool_and_the_order_holds():
-    """`--workers 2` is this process and one pool process, both parsing; results in task order."""
-    tasks = [SimpleNamespace(number=i, file=SimpleNamespace(size=1000)) for i in range(2000)]
-    results = list(preprocess_module._in_order(_task_and_pid, tasks, workers=2))
-    assert [number for number, _ in results] == list(range(2000))
-    pids = {pid for _, pid in results}
-    assert os.getpid() in pids and len(pids) == 2, pids

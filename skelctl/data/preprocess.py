@@ -12,21 +12,12 @@ import contextlib
 import functools
 import importlib
 import importlib.util
-import multiprocessing
-import multiprocessing.forkserver
 import os
-import select
-import signal
-import threading
 import time
 import zipfile
 import zlib
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -43,6 +34,7 @@ from skelctl.data.formats import (
 )
 from skelctl.data.layout import Layout, get_layout
 from skelctl.data.normalize import align_view, center_on_joint
+from skelctl.data.parallel import ordered_map
 from skelctl.data.splits import in_ntu60, load_missing_list, ntu_class_names, ntu_split_masks
 from skelctl.data.store import DatasetWriter, Rejection
 from skelctl.errors import RuntimeFailure, SkelctlError
@@ -51,13 +43,6 @@ BODY_METHODS = ("denoise", "energy", "first")
 LABEL_FRAMES = ("inclusive", "halfopen")
 LONG_CLIPS = ("center", "truncate")
 PKU_VIEWS = {"L": 1, "M": 2, "R": 3}  # stored as the camera number, like NTU's C001-C003
-# Workers get tasks in batches of consecutive files: one pool round trip costs ~0.3 ms of CPU
-# (pickling, pipes, the pool's threads), as much as parsing a file. A few batches per worker are
-# in flight: enough to hide latency, and memory stays bounded whatever the number of files.
-_BATCH_FILES = 32
-_BATCH_BYTES = 8 << 20  # of raw input
-_BATCHES_PER_WORKER = 3  # submitted to each pool process ahead of need
-_MOST_PENDING = 4 * _BATCHES_PER_WORKER  # batches held per worker, parsed or in flight
 
 
 @dataclass(frozen=True)
@@ -492,148 +477,6 @@ def _parse_task(
         return Parsed(rejected=[Rejection(task.file.display, -1, f"unreadable ({exc})")])
 
 
-def _worker_init(main_pid: int) -> None:
-    """Workers leave Ctrl-C to the main process (which cancels the pool and removes its temp
-    file), and exit when the main process dies (e.g. `kill -9`): nothing else would tell them,
-    as every forkserver child holds the server's "alive" pipe open."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def watch() -> None:
-        try:
-            select.select([os.pidfd_open(main_pid)], [], [])  # readable once it has exited
-        except (AttributeError, OSError):  # no pidfd (old kernel, non-Linux): poll instead
-            while _alive(main_pid):
-                time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _in_order(
-    work: Callable[[Any], Parsed], tasks: Sequence[Any], workers: int
-) -> Iterator[Parsed]:
-    """`map(work, tasks)` on `workers` processes, this one included, results in task order.
-
-    The pool has `workers - 1` processes; this process parses a batch itself whenever the
-    oldest pending batch is not back yet, and writes the results it receives. So `--workers 2`
-    keeps two cores busy, not three processes fighting over them, and the pool's start-up
-    costs nothing: this process parses meanwhile (see `_submit_in_background`). Batches in
-    flight are bounded, so memory does not grow with the dataset."""
-    workers = min(workers, len(tasks))
-    if workers <= 1:
-        yield from map(work, tasks)
-        return
-    context = multiprocessing.get_context("forkserver")  # no fork of a threaded parent
-    context.set_forkserver_preload([__name__])
-    with _environment(_ONE_THREAD):  # the server's environment is its workers'
-        multiprocessing.forkserver.ensure_running()
-    pool = ProcessPoolExecutor(
-        workers - 1, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
-    )
-    try:
-        # In task order: futures of the pool, or results this process made itself.
-        pending: deque[Future[list[Parsed]] | list[Parsed]] = deque()
-        batches = _batches(tasks, workers)
-        first = list(islice(batches, (workers - 1) * _BATCHES_PER_WORKER))
-        pending.extend(_submit_in_background(pool, work, first))
-        depth = len(first)
-        while pending:
-            # Keep the pool's queue full before anything else: this process takes its own
-            # batches from the same stream, and the pool must never wait for it.
-            waiting = sum(isinstance(item, Future) and not item.done() for item in pending)
-            for batch in islice(batches, max(0, depth - waiting)):
-                pending.append(pool.submit(_run_batch, work, batch))
-            head = pending[0]
-            if isinstance(head, Future) and not head.done() and len(pending) < _MOST_PENDING * workers:
-                batch = next(batches, None)
-                if batch is not None:
-                    pending.append(_run_batch(work, batch))
-                    continue
-            pending.popleft()
-            results = head.result() if isinstance(head, Future) else head
-            yield from results
-    except BrokenProcessPool as exc:
-        raise RuntimeFailure(f"a parsing worker died ({exc}); no output written") from exc
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _submit_in_background(
-    pool: ProcessPoolExecutor, work: Callable[[Any], Parsed], batches: list[list[Any]]
-) -> list[Future[list[Parsed]]]:
-    """Futures of `batches` on `pool`, returned at once. A new pool's first `submit` blocks until
-    its processes exist (~0.15 s: the forkserver first imports numpy and h5py); a thread makes
-    that wait, so the caller parses meanwhile."""
-    relays: list[Future[list[Parsed]]] = [Future() for _ in batches]
-
-    def submit() -> None:
-        for batch, relay in zip(batches, relays, strict=True):
-            try:
-                pool.submit(_run_batch, work, batch).add_done_callback(
-                    functools.partial(_relay, relay)
-                )
-            except RuntimeError as exc:  # the pool was shut down meanwhile (the run failed)
-                relay.set_exception(exc)
-
-    threading.Thread(target=submit, name="skelctl-pool-start", daemon=True).start()
-    return relays
-
-
-def _relay(target: Future[list[Parsed]], source: Future[list[Parsed]]) -> None:
-    if source.cancelled():
-        target.cancel()
-    elif (exc := source.exception()) is not None:
-        target.set_exception(exc)
-    else:
-        target.set_result(source.result())
-
-
-# Parsing never multiplies matrices, yet each process's BLAS starts (and, for a while, spins)
-# one thread per core: on 16 cores, ~1.5 CPU-seconds per worker for nothing. A user's setting
-# wins.
-_ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-@contextlib.contextmanager
-def _environment(defaults: dict[str, str]) -> Iterator[None]:
-    """Set the variables of `defaults` that are not set, for the duration of the block."""
-    added = [key for key in defaults if key not in os.environ]
-    os.environ.update({key: defaults[key] for key in added})
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
-
-
-def _batches(tasks: Sequence[Any], workers: int) -> Iterator[list[Any]]:
-    """Consecutive tasks, up to `_BATCH_FILES` files or `_BATCH_BYTES` of input per batch, and
-    at least four batches per worker so that small datasets still spread over all workers."""
-    most = max(1, min(_BATCH_FILES, len(tasks) // (4 * workers)))
-    batch: list[Any] = []
-    size = 0
-    for task in tasks:
-        batch.append(task)
-        size += task.file.size
-        if len(batch) == most or size >= _BATCH_BYTES:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
-
-
-def _run_batch(work: Callable[[Any], Parsed], batch: list[Any]) -> list[Parsed]:
-    return [work(task) for task in batch]
-
-
 def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -681,7 +524,9 @@ def preprocess(
         DatasetWriter(
             out, kind, layout, plan.class_names, plan.label_map, options.recorded(), plan.channels
         ) as writer,
-        contextlib.closing(_in_order(work, plan.tasks, workers)) as results,
+        contextlib.closing(
+            ordered_map(work, plan.tasks, [t.file.size for t in plan.tasks], workers)
+        ) as results,
     ):
         for task, parsed in zip(plan.tasks, results, strict=True):
             if options.strict and parsed.rejected:
