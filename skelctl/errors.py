@@ -6,6 +6,7 @@ and could not finish (exit 1).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -32,3 +33,16 @@ class RuntimeFailure(SkelctlError):
     """A job that started but could not finish (diverged, interrupted, I/O failure): exit 1."""
 
     exit_code = 1
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A raw input that was not turned into samples, and why (line -1 when not known)."""
+
+    path: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line >= 0 else self.path
+        return f"{where}: {self.reason}"

@@ -13,8 +13,8 @@ from skelctl.data import store
 from skelctl.data.denoise import select_bodies
 from skelctl.data.formats import read_ntu_skeleton
 from skelctl.data.layout import get_layout
-from skelctl.data.store import DatasetWriter, Rejection, open_dataset
-from skelctl.errors import SkelctlError
+from skelctl.data.store import DatasetWriter, open_dataset
+from skelctl.errors import Rejection, SkelctlError
 
 LAYOUT = get_layout("ntu25")
 NTU = Path(__file__).parent / "fixtures" / "ntu"

@@ -34,8 +34,8 @@ from skelctl.data.preprocess import (
     normalise_clip,
     register_source,
 )
-from skelctl.data.store import NUM_BODIES, Rejection
-from skelctl.errors import SkelctlError
+from skelctl.data.store import NUM_BODIES
+from skelctl.errors import Rejection, SkelctlError
 
 MIN_FRAMES = 5  # shorter clips carry too little motion for a temporal crop; rejected, not kept
 CHANNELS = (3, 2)  # x y z, or x y for 2-D pose

@@ -29,8 +29,7 @@ from skelctl.data.preprocess import (
     normalise_clip,
     register_source,
 )
-from skelctl.data.store import Rejection
-from skelctl.errors import SkelctlError
+from skelctl.errors import Rejection, SkelctlError
 
 LAYOUT = "kinect20"
 NUM_JOINTS = 20  # Kinect v1, the joints of LAYOUT

@@ -5,8 +5,9 @@ writes. What the workers send back (joint arrays, most of the bytes) travels thr
 memory ring, not a pipe: a worker writes its batch's arrays into one of its slots and sends a
 few hundred bytes of pickle, so it never blocks on a full pipe while the parent is busy. The
 parent receives in its own thread, between its own batches: no pool threads compete with it for
-the GIL. Measured against `concurrent.futures.ProcessPoolExecutor` (benchmarks/
-bench_preprocess.py): see the README's benchmark table.
+the GIL. With `concurrent.futures.ProcessPoolExecutor` instead, two processes spent 8% more CPU
+per file than one and 2 workers ran 1.52x as fast as 1; now they spend the same and run ~1.8x
+(benchmarks/bench_preprocess.py, README).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
@@ -65,8 +66,9 @@ def ordered_map(
     """`map(work, tasks)` on `workers` processes, this one included, in task order.
 
     This process parses a batch itself whenever the oldest pending batch is not back yet, so
-    `--workers 2` keeps two cores busy, not three processes fighting over them, and the
-    workers' start-up costs nothing: this process parses meanwhile."""
+    `--workers 2` keeps two cores busy, not three processes fighting over them. It receives
+    results between its own batches and refills the workers' slots at once, so a worker never
+    waits for work (measured: under 1% of its time)."""
     workers = min(workers, len(tasks))
     if workers <= 1:
         yield from map(work, tasks)
@@ -87,7 +89,7 @@ def ordered_map(
 
         while True:
             done.update(pool.receive(block=False))  # frees their slots: refill them at once
-            for worker in pool.ready():  # keep the workers fed before anything else
+            for worker in pool.workers:  # keep the workers fed before anything else
                 while worker.has_room() and (number := take()) is not None:
                     worker.send(number, [tasks[i] for i in ranges[number]])
             while pending and pending[0] in done:
@@ -104,10 +106,8 @@ def ordered_map(
 class _Worker:
     process: multiprocessing.process.BaseProcess
     conn: multiprocessing.connection.Connection
-    theirs: multiprocessing.connection.Connection  # the worker's end, closed here once started
     slots: list[int]  # free slots of the ring
     in_flight: deque[tuple[int, int]] = field(default_factory=deque)  # (batch, slot), in order
-    started: threading.Event = field(default_factory=threading.Event)
 
     def has_room(self) -> bool:
         return bool(self.slots)
@@ -125,47 +125,32 @@ class _Pool:
     """`count` worker processes, each with a pipe and BATCHES_PER_WORKER slots of one ring."""
 
     def __init__(self, count: int, work: Callable[[Any], Any]):
-        self.ring = SharedMemory(create=True, size=count * BATCHES_PER_WORKER * SLOT_BYTES)
-        context = multiprocessing.get_context("forkserver")  # no fork of a threaded parent
-        context.set_forkserver_preload(sorted({__name__, *_modules_of(work)}))
-        with _environment(_ONE_THREAD):  # the server's environment is its workers'
-            multiprocessing.forkserver.ensure_running()
         self.workers: list[_Worker] = []
-        for k in range(count):
-            ours, theirs = context.Pipe()
-            slots = list(range(k * BATCHES_PER_WORKER, (k + 1) * BATCHES_PER_WORKER))
-            process = context.Process(
-                target=_serve,
-                args=(theirs, self.ring.name, work, os.getpid()),
-                name=f"skelctl-parse-{k}",
-                daemon=True,
-            )
-            self.workers.append(_Worker(process, ours, theirs, slots))
-        # Starting a process waits for the fork server (~0.15 s: it imports numpy and h5py
-        # first); a thread waits for it while this process parses.
-        self._start_error: Exception | None = None
-        self._starter = threading.Thread(target=self._start, name="skelctl-pool-start", daemon=True)
-        self._starter.start()
-
-    def _start(self) -> None:
-        for worker in self.workers:
-            try:
-                worker.process.start()
-            except Exception as exc:  # cannot fork: the run stops at the next ready()
-                self._start_error = exc
-                return
-            worker.theirs.close()  # the worker's end lives on in the worker only
-            worker.started.set()
-
-    def ready(self) -> list[_Worker]:
-        """The workers that have started."""
-        if self._start_error is not None:
-            raise RuntimeFailure(f"cannot start a parsing worker ({self._start_error})")
-        return [w for w in self.workers if w.started.is_set()]
+        self.ring = SharedMemory(create=True, size=count * BATCHES_PER_WORKER * SLOT_BYTES)
+        try:
+            # Waits for the fork server to finish its imports (started before planning, see
+            # `start_server`). Starting from a thread instead, while this process parses, was
+            # no faster: the thread waits for the GIL at every step of the start.
+            context = start_server(_modules_of(work))
+            for k in range(count):
+                ours, theirs = context.Pipe()
+                process = context.Process(
+                    target=_serve,
+                    args=(theirs, self.ring.name, work, os.getpid()),
+                    name=f"skelctl-parse-{k}",
+                    daemon=True,
+                )
+                process.start()
+                theirs.close()  # the worker holds its end: when it dies, ours reads EOF
+                slots = list(range(k * BATCHES_PER_WORKER, (k + 1) * BATCHES_PER_WORKER))
+                self.workers.append(_Worker(process, ours, slots))
+        except BaseException:
+            self.__exit__(RuntimeError)
+            raise
 
     def receive(self, block: bool) -> dict[int, list[Any]]:
         """The results that have come back, {batch: results}; with `block`, wait for one."""
-        busy = [w for w in self.ready() if w.in_flight]
+        busy = [w for w in self.workers if w.in_flight]
         if not busy:
             return {}
         # A worker that dies closes its end of the pipe: its connection turns readable, and
@@ -203,25 +188,33 @@ class _Pool:
     def __exit__(self, *exc_info: object) -> None:
         """Stop the workers (at once when the run failed) and free the ring."""
         failed = exc_info[0] is not None
-        self._starter.join()
-        started = [w for w in self.workers if w.started.is_set()]
-        for worker in started:
+        for worker in self.workers:
             with contextlib.suppress(OSError):
                 if failed:
                     worker.process.terminate()
                 else:
                     worker.conn.send(None)
         deadline = time.monotonic() + 5
-        for worker in started:
+        for worker in self.workers:
             worker.process.join(max(0.0, deadline - time.monotonic()))
             if worker.process.exitcode is None:
                 worker.process.kill()
                 worker.process.join()
-        for worker in self.workers:
             worker.conn.close()
-            worker.theirs.close()
         self.ring.close()
         self.ring.unlink()
+
+
+def start_server(modules: Iterable[str]) -> multiprocessing.context.BaseContext:
+    """Start the fork server that workers are forked from, if it is not running, with `modules`
+    imported once there (every worker then starts with them loaded). It imports in the
+    background: calling this early lets that overlap with the caller's own work. Workers are
+    forked from it, not from this process, which may run threads (a progress bar)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(sorted({__name__, *modules}))
+    with _environment(_ONE_THREAD):  # the server's environment is its workers'
+        multiprocessing.forkserver.ensure_running()
+    return context
 
 
 def _died(worker: _Worker) -> RuntimeFailure:

@@ -34,10 +34,9 @@ from skelctl.data.formats import (
 )
 from skelctl.data.layout import Layout, get_layout
 from skelctl.data.normalize import align_view, center_on_joint
-from skelctl.data.parallel import ordered_map
+from skelctl.data.parallel import ordered_map, start_server
 from skelctl.data.splits import in_ntu60, load_missing_list, ntu_class_names, ntu_split_masks
-from skelctl.data.store import DatasetWriter, Rejection
-from skelctl.errors import RuntimeFailure, SkelctlError
+from skelctl.errors import Rejection, RuntimeFailure, SkelctlError
 
 BODY_METHODS = ("denoise", "energy", "first")
 LABEL_FRAMES = ("inclusive", "halfopen")
@@ -497,10 +496,15 @@ def preprocess(
     ({benchmark: {train, test}}), workers, seconds, files_per_s, mb_per_s, input_mb,
     rejected_files (`path:line: reason` lines).
     """
+    from skelctl.data.store import DatasetWriter  # here: workers import this module, not h5py
+
     options = options or PreprocessOptions()
     build = source_for(kind)
     started = time.perf_counter()
     raw, out = Path(raw), Path(out)
+    workers = options.workers or default_workers()
+    if workers > 1:  # the fork server imports the parsing code while this process plans
+        start_server([build.__module__])
     plan = build(raw, options)
     if options.layout is not None and options.layout != plan.layout:
         raise SkelctlError(
@@ -512,7 +516,6 @@ def preprocess(
         )
     if options.strict and plan.rejected:
         _fail_strict(plan.rejected[0])
-    workers = options.workers or default_workers()
     total = len(plan.tasks)
     label_of = {raw_id: dense for dense, raw_id in enumerate(plan.label_map)}
     clips: list[Clip] = []  # metadata only: joints are dropped once written

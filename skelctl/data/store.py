@@ -22,7 +22,6 @@ import contextlib
 import json
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import numpy as np
 from skelctl import __version__
 from skelctl.atomic import atomic_path
 from skelctl.data.layout import Layout
-from skelctl.errors import RuntimeFailure, SkelctlError
+from skelctl.errors import Rejection, RuntimeFailure, SkelctlError
 
 try:  # optional C speedups: chunks compressed here, not by HDF5 (same format, 3-5x faster)
     from skelctl.data import _speedups
@@ -57,19 +56,6 @@ _BUFFER_CHUNKS = 16  # frames are appended in whole chunks; at most this many wa
 _READ_BLOCK_FRAMES = CHUNK_FRAMES * 64
 _REQUIRED_KEYS = ("joints", "offsets", "length", "name", "label", *META_COLUMNS)
 _REQUIRED_ATTRS = ("kind", "layout", "class_names", "label_map", "options", "skelctl_version")
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A raw input that was not turned into samples, and why (line -1 when not known)."""
-
-    path: str
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line >= 0 else self.path
-        return f"{where}: {self.reason}"
 
 
 class DatasetWriter:
