@@ -77,6 +77,23 @@ def test_arrays_come_back_whole_through_the_ring_and_the_pipe():
     assert not multiprocessing.active_children()
 
 
+@pytest.mark.parametrize("slot_bytes", [0, 4096])
+def test_a_small_shared_memory_sends_what_does_not_fit_through_the_pipe(monkeypatch, slot_bytes):
+    monkeypatch.setattr(parallel, "_slot_bytes", lambda slots: slot_bytes)
+    results = _ordered(_array, _tasks())
+    for task, result in zip(_tasks(), results, strict=True):
+        np.testing.assert_array_equal(result["joints"], _array(task)["joints"])
+
+
+def test_the_ring_takes_at_most_half_of_the_free_shared_memory(monkeypatch):
+    """A container's 64 MB /dev/shm: writing past it would kill a worker with SIGBUS."""
+    free = SimpleNamespace(f_bavail=16384, f_frsize=4096)  # 64 MiB
+    monkeypatch.setattr(parallel.os, "statvfs", lambda path: free)
+    slots = 15 * parallel.BATCHES_PER_WORKER  # --workers 16
+    assert 0 < slots * parallel._slot_bytes(slots) <= 32 << 20
+    assert parallel._slot_bytes(parallel.BATCHES_PER_WORKER) == parallel.SLOT_BYTES
+
+
 def test_a_bug_in_a_worker_is_raised_here():
     with pytest.raises(ValueError, match="a bug in task"):
         _ordered(_fails_in_workers, _tasks(os.getpid()))

@@ -37,7 +37,7 @@ BATCH_FILES = 32
 BATCH_BYTES = 8 << 20  # of raw input
 BATCHES_PER_WORKER = 3  # sent to each worker ahead of need: its ring slots
 MOST_PENDING = 4 * BATCHES_PER_WORKER  # batches held per process, parsed or in flight
-SLOT_BYTES = 8 << 20  # a batch whose arrays do not fit goes through the pipe instead
+SLOT_BYTES = 8 << 20  # at most; a batch whose arrays do not fit goes through the pipe instead
 
 # Parsing never multiplies matrices, yet each process's BLAS starts (and, for a while, spins)
 # one thread per core: on 16 cores, ~1.5 CPU-seconds per worker for nothing. A user's setting
@@ -74,28 +74,25 @@ def ordered_map(
         yield from map(work, tasks)
         return
     with _Pool(workers - 1, work) as pool:
-        queue = iter(batches(sizes, workers))
+        queue = enumerate(batches(sizes, workers))
         pending: deque[int] = deque()  # batch numbers in task order, in flight or done
         done: dict[int, list[Any]] = {}
-        ranges: list[range] = []
 
-        def take() -> int | None:
-            span = next(queue, None)
-            if span is None:
-                return None
-            ranges.append(span)
-            pending.append(len(ranges) - 1)
-            return len(ranges) - 1
+        def take() -> tuple[int, range] | None:
+            taken = next(queue, None)
+            if taken is not None:
+                pending.append(taken[0])
+            return taken
 
         while True:
             done.update(pool.receive(block=False))  # frees their slots: refill them at once
             for worker in pool.workers:  # keep the workers fed before anything else
-                while worker.has_room() and (number := take()) is not None:
-                    worker.send(number, [tasks[i] for i in ranges[number]])
+                while worker.has_room() and (taken := take()) is not None:
+                    worker.send(taken[0], [tasks[i] for i in taken[1]])
             while pending and pending[0] in done:
                 yield from done.pop(pending.popleft())
-            if len(pending) < MOST_PENDING * workers and (number := take()) is not None:
-                done[number] = [work(tasks[i]) for i in ranges[number]]
+            if len(pending) < MOST_PENDING * workers and (taken := take()) is not None:
+                done[taken[0]] = [work(tasks[i]) for i in taken[1]]
             elif not pending:
                 return
             else:  # the oldest batch is a worker's, and this process has parsed far enough ahead
@@ -126,7 +123,8 @@ class _Pool:
 
     def __init__(self, count: int, work: Callable[[Any], Any]):
         self.workers: list[_Worker] = []
-        self.ring = SharedMemory(create=True, size=count * BATCHES_PER_WORKER * SLOT_BYTES)
+        self.slot_bytes = _slot_bytes(count * BATCHES_PER_WORKER)
+        self.ring = SharedMemory(create=True, size=max(1, count * BATCHES_PER_WORKER * self.slot_bytes))
         try:
             # Waits for the fork server to finish its imports (started before planning, see
             # `start_server`). Starting from a thread instead, while this process parses, was
@@ -136,7 +134,7 @@ class _Pool:
                 ours, theirs = context.Pipe()
                 process = context.Process(
                     target=_serve,
-                    args=(theirs, self.ring.name, work, os.getpid()),
+                    args=(theirs, self.ring.name, self.slot_bytes, work, os.getpid()),
                     name=f"skelctl-parse-{k}",
                     daemon=True,
                 )
@@ -175,7 +173,7 @@ class _Pool:
             raise payload
         if sizes is None:  # did not fit its slot: sent whole through the pipe
             return pickle.loads(payload)
-        start = slot * SLOT_BYTES
+        start = slot * self.slot_bytes
         buffers = []
         for size in sizes:  # copied out: the slot is free again as soon as this returns
             buffers.append(bytearray(self.ring.buf[start : start + size]))
@@ -230,7 +228,19 @@ def _modules_of(work: Callable[[Any], Any]) -> set[str]:
     return {part.__module__ for part in parts if callable(part) and hasattr(part, "__module__")}
 
 
-def _serve(conn: multiprocessing.connection.Connection, ring_name: str,
+def _slot_bytes(slots: int) -> int:
+    """SLOT_BYTES, or less where shared memory is small (a container's /dev/shm is often 64 MB,
+    and writing past it kills the writer with SIGBUS): the ring takes at most half of it. 0 sends
+    everything through the pipes."""
+    try:
+        stats = os.statvfs("/dev/shm")
+    except OSError:  # no /dev/shm (not Linux): the platform's shared memory has no such cap
+        return SLOT_BYTES
+    free = stats.f_bavail * stats.f_frsize
+    return min(SLOT_BYTES, free // 2 // slots) // 4096 * 4096
+
+
+def _serve(conn: multiprocessing.connection.Connection, ring_name: str, slot_bytes: int,
            work: Callable[[Any], Any], main_pid: int) -> None:
     """A worker: parse the batches it is sent until it gets None."""
     _leave_to_parent(main_pid)
@@ -239,7 +249,7 @@ def _serve(conn: multiprocessing.connection.Connection, ring_name: str,
         while (message := conn.recv()) is not None:
             slot, batch = message
             try:
-                reply = _pack([work(task) for task in batch], ring.buf, slot * SLOT_BYTES)
+                reply = _pack([work(task) for task in batch], ring.buf, slot, slot_bytes)
             except Exception as exc:  # a bug, not bad input: the parent re-raises it
                 reply = _error_message(exc)
             conn.send_bytes(reply)
@@ -254,12 +264,13 @@ def _error_message(exc: Exception) -> bytes:
         return pickle.dumps(("error", RuntimeError(f"{type(exc).__name__}: {exc}"), None))
 
 
-def _pack(results: list[Any], ring: memoryview, start: int) -> bytes:
-    """The message for `results`: their arrays' bytes go into the slot at `start` when they fit."""
+def _pack(results: list[Any], ring: memoryview, slot: int, slot_bytes: int) -> bytes:
+    """The message for `results`: their arrays' bytes go into the slot when they fit."""
     buffers: list[pickle.PickleBuffer] = []
     payload = pickle.dumps(results, protocol=5, buffer_callback=buffers.append)
     views = [b.raw() for b in buffers]
-    if sum(v.nbytes for v in views) > SLOT_BYTES:
+    start = slot * slot_bytes
+    if sum(v.nbytes for v in views) > slot_bytes:
         return pickle.dumps(("ok", pickle.dumps(results, protocol=5), None), protocol=5)
     for view in views:
         ring[start : start + view.nbytes] = view
