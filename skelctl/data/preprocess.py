@@ -13,12 +13,13 @@ import functools
 import importlib
 import importlib.util
 import os
+import posixpath
 import time
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -98,7 +99,7 @@ class RawFile:
 
     @functools.cached_property
     def stem(self) -> str:  # cached: planning asks for it a few times per file
-        return PurePosixPath(self.member).stem
+        return posixpath.splitext(posixpath.basename(self.member))[0]
 
     def read(self) -> bytes:
         if self.archive is None:
@@ -200,12 +201,12 @@ def find_raw_files(
             continue
         seen.add(Path(folder).resolve())
         dirs.sort()
-        for name in sorted(names):
-            path = Path(folder) / name
+        for name in sorted(names):  # os.path, not Path objects: this loop is serial, per file
+            path = os.path.join(folder, name)
             if name.lower().endswith(suffix):
-                files.append(RawFile(str(path), path.stat().st_size))
+                files.append(RawFile(path, os.stat(path).st_size))
             elif name.lower().endswith(".zip"):
-                members, bad = _archive_members(path, suffix)
+                members, bad = _archive_members(Path(path), suffix)
                 files += members
                 rejected += bad
     files.sort(key=lambda f: (f.stem, f.display))
