@@ -46,6 +46,13 @@ fell to 33.5 by epoch 4 and climbed back to 44-47 by epochs 24-32, never above i
 the loss stayed at 8.4-8.9 (2 ln 257 = 11.1) and the positive's top-1 among the keys fell from
 0.41 (epoch 3) to 0.11. Training the projection heads alone for the first 2 epochs (74 steps,
 backbone gradients dropped) so that the two spaces align before the encoders move: 65.5 / 58.9.
+With `demo`'s recipe the cross-representation contrast is what fails: with it (shear on every
+view, T = 0.2, a 128-d BatchNorm head, lr 0.1) single-encoder MoCo on the same ST-GCN
+(SkeletonCLR, no SkeleMix, 592 steps) scores 83.9 / 76.1 against its twin's 77.1 / 74.1, while
+ISC with that recipe scores 69.4 / 62.8 (296 steps) and 70.2 / 65.5 (592); with a 64-channel
+CNN partner instead of the GRU (graph + image, 296 steps) 72.4 / 70.2. And ISC's own recipe
+fails in single-encoder MoCo too (ISC-intra on a full-width ST-GCN: 67.6 / 59.1 against its
+twin's 81.8 / 80.4).
 Also below the twin at 296 steps: lr 0.2 and 0.5 (62.5 / 58.9, 56.1 / 49.0: a higher rate moves it
 further from the random geometry), no rotation (57.0 / 47.1; with the shear on every view:
 60.7 / 56.0; the loss falls lower without it, the features get worse), lr 0.01 (67.8 / 67.5), a 1,024-key queue (70.1 / 66.5) and
