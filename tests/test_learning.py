@@ -50,8 +50,10 @@ With `demo`'s recipe the cross-representation contrast is what fails: with it (s
 view, T = 0.2, a 128-d BatchNorm head, lr 0.1) single-encoder MoCo on the same ST-GCN
 (SkeletonCLR, no SkeleMix, 592 steps) scores 83.9 / 76.1 against its twin's 77.1 / 74.1, while
 ISC with that recipe scores 69.4 / 62.8 (296 steps) and 70.2 / 65.5 (592); with a 64-channel
-CNN partner instead of the GRU (graph + image) 72.4 / 70.2 after 296 steps and 73.5 / 74.7
-after 592 (4.7 minutes on 2 cores: a 1-NN tie, no clear margin). And ISC's own recipe
+CNN partner instead of the GRU (graph + image, a pair of the paper) 72.4 / 70.2 after 296 steps,
+73.5 / 74.7 after 592 and 78.8 / 79.3 after 888 (7.7 minutes on 2 cores): the first ISC above
+this twin on both protocols (+2.2 / +5.2), too slow for the demo and short of the 3-point linear
+margin. A 32-channel CNN partner, 592 steps: 79.8 / 69.4. And ISC's own recipe
 fails in single-encoder MoCo too (ISC-intra on a full-width ST-GCN: 67.6 / 59.1 against its
 twin's 81.8 / 80.4).
 Also below the twin at 296 steps: lr 0.2 and 0.5 (62.5 / 58.9, 56.1 / 49.0: a higher rate moves it
