@@ -1,7 +1,8 @@
 """Errors are values with a message a user can act on; the CLI prints them once.
 
 `SkelctlError` is bad input or usage (exit 2); `RuntimeFailure` is a job that started
-and could not finish (exit 1).
+and could not finish (exit 1); `Rejection` is a bad input file that a run records and skips
+(preprocessing's report and the dataset's `/rejected`).
 """
 
 from __future__ import annotations
