@@ -53,8 +53,9 @@ ISC with that recipe scores 69.4 / 62.8 (296 steps) and 70.2 / 65.5 (592); with 
 CNN partner instead of the GRU (graph + image, a pair of the paper) 72.4 / 70.2 after 296 steps,
 73.5 / 74.7 after 592 and 78.8 / 79.3 after 888 (7.7 minutes on 2 cores): the first ISC above
 this twin on both protocols (+2.2 / +5.2), too slow for the demo and short of the 3-point linear
-margin. A 32-channel CNN partner: 79.8 / 69.4 after 592 steps, 85.0 / 72.2 after 1,184 (5.9
-minutes): like SkeleMixCLR+, a clear linear margin and none on 1-NN. And ISC's own recipe
+margin. A 32-channel CNN partner: 79.8 / 69.4 after 592 steps; after 1,184 (~6 minutes)
+85.0 / 72.2, 84.6 / 72.8 and 83.2 / 80.1 (pretraining seeds 0-2): like SkeleMixCLR+, a clear
+linear margin over every twin and none on 1-NN. And ISC's own recipe
 fails in single-encoder MoCo too (ISC-intra on a full-width ST-GCN: 67.6 / 59.1 against its
 twin's 81.8 / 80.4).
 Also below the twin at 296 steps: lr 0.2 and 0.5 (62.5 / 58.9, 56.1 / 49.0: a higher rate moves it
