@@ -79,8 +79,10 @@ def test_random_twin_has_the_architecture_and_fresh_seeded_weights(tmp_path):
 def test_results_markdown_has_one_row_per_method_and_encoder():
     numbers = {"linear": 50.0, "knn": 40.25, "semisup": 30.0}
     summary = {"benchmark": "xsub", "seconds": 12.0, "methods": {
-        "skelemix": {"name": "SkeleMixCLR+", "pretrained": numbers, "random": {k: 1.0 for k in numbers}}}}
+        "skelemix": {"name": "SkeleMixCLR+", "precision": "bf16", "pretrained": numbers,
+                     "random": {k: 1.0 for k in numbers}}}}
     table = results_markdown(summary)
+    assert "pretrained in SkeleMixCLR+ bf16" in table
     assert "| SkeleMixCLR+ | pretrained | 50.0 | 40.2 | 30.0 |" in table
     assert "| SkeleMixCLR+ | random | 1.0 | 1.0 | 1.0 |" in table
 
@@ -105,7 +107,8 @@ def test_the_isc_demo_preset_builds_small_encoders():
     cfg = load_preset("demo-isc")
     method = build_method(cfg.method, get_layout("ntu25"), cfg.data.frames)
     encoders = method.export_encoders()
-    assert encoders["sequence"].config["hidden_size"] == 128 and encoders["sequence"].feature_dim == 256
+    assert set(encoders) == {"graph", "image"}
+    assert encoders["image"].config["name"] == "cnn" and encoders["image"].config["channels"] == 32
     assert encoders["graph"].config["name"] == "stgcn" and encoders["graph"].config["base_channels"] == 8
     assert method.primary == "graph"
     with pytest.raises(SkelctlError, match="representation_kwargs"):

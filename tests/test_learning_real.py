@@ -43,8 +43,7 @@ def evaluate(spec: Path, dataset: Path, stage, out: Path) -> dict[str, float]:
             "knn": evaluate_knn(job, [1])["top1"]}
 
 
-@pytest.mark.slow
-@pytest.mark.ci
+@pytest.mark.slow  # make test-all; CI's time goes to the synthetic proof (tests/test_learning.py)
 def test_a_few_minutes_of_pretraining_on_nw_ucla_beat_a_random_encoder(tmp_path):
     from skelctl.data.preprocess import PreprocessOptions, preprocess
     from skelctl.engine.config import load_preset

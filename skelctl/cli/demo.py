@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from skelctl.cli.pretrain import PrecisionChoice
 from skelctl.console import err, print_json
 
 
@@ -26,6 +27,8 @@ def register(app: typer.Typer) -> None:
         semisup_epochs: int = typer.Option(15, "--semisup-epochs", min=1, help="Semi-supervised fine-tuning epochs."),
         seed: int = typer.Option(0, "--seed", min=0, help="Seed of the data, the evaluations and the random encoders."),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+        precision: PrecisionChoice = typer.Option(PrecisionChoice.auto, "--precision", help="Pretraining precision: auto (bf16 where "
+                                      "it is clearly faster, else fp32), fp32, bf16 or fp16 (CUDA)."),
         json_out: bool = typer.Option(False, "--json", help="Print results.json on stdout instead of the table."),
     ) -> None:
         """Run the whole pipeline on synthetic NTU-60 data in a few CPU minutes: SkeleMixCLR+ and
@@ -33,7 +36,7 @@ def register(app: typer.Typer) -> None:
         from skelctl.demo import DemoSettings, run_demo
 
         settings = DemoSettings(size=size, seed=seed, epochs=epochs, linear_epochs=linear_epochs,
-                                semisup_epochs=semisup_epochs, device=device)
+                                semisup_epochs=semisup_epochs, device=device, precision=precision.value)
         summary = run_demo(out_dir, settings, force,
                            say=lambda line: err.print(f"[bold]demo[/bold] {escape(line)}", highlight=False))
         err.print(f"done in {summary['seconds']:.0f} s: {escape(str(out_dir / 'results.md'))}, "
