@@ -53,7 +53,6 @@ def test_linear_defaults_to_latest_run(workspace: Path) -> None:
     assert (Path(result["out"]) / "confusion.csv").is_file()
 
 
-@pytest.mark.slow  # several skelctl processes (torch import each)
 def test_semisup_finetune_and_random_baseline(workspace: Path, tmp_path: Path) -> None:
     semi = _json(skelctl(workspace, "semisup", "--fraction", "0.1", "--epochs", "1", "--json"))
     assert RESULT_KEYS | {"fraction", "labelled"} <= set(semi)
@@ -67,7 +66,6 @@ def test_semisup_finetune_and_random_baseline(workspace: Path, tmp_path: Path) -
     assert scratch["schedule"]["lr"] == 3.0  # SkeleMixCLR's protocol for an ST-GCN
 
 
-@pytest.mark.slow  # several skelctl processes (torch import each)
 def test_retrieve_build_query_eval(workspace: Path, tmp_path: Path) -> None:
     index = tmp_path / "idx"
     summary = _json(skelctl(workspace, "retrieve", "--build", str(index), "--json"))
@@ -115,7 +113,6 @@ def test_query_alone_uses_the_latest_runs_index(workspace: Path, tmp_path: Path)
     assert (workspace / "runs" / "run" / "index" / "meta.json").is_file()
 
 
-@pytest.mark.slow  # several skelctl processes (torch import each)
 def test_bad_queries_fail_with_one_line(workspace: Path, tmp_path: Path) -> None:
     index = tmp_path / "idx"
     assert skelctl(workspace, "retrieve", "--build", str(index)).returncode == 0

@@ -23,7 +23,6 @@ def skelctl(*args: str, cwd=None) -> subprocess.CompletedProcess:
                           cwd=cwd, env=env, timeout=900)
 
 
-@pytest.mark.slow
 def test_demo_runs_end_to_end_and_writes_the_table(tmp_path):
     out = tmp_path / "demo"
     result = skelctl("demo", str(out), "--size", "test", "--epochs", "1", "--linear-epochs", "1",

@@ -436,7 +436,6 @@ def test_exports_embed_and_views_are_deterministic(name: str) -> None:
     torch.testing.assert_close(z.norm(dim=1), torch.ones(8))
 
 
-@pytest.mark.slow  # builds ~110 M parameters (two 49 M GRUs)
 def test_paper_configurations_build_with_full_size_encoders() -> None:
     """The presets' real encoders (ISC: a 49 M-parameter GRU) build, name their exports, and
     run one tiny forward."""

@@ -126,7 +126,6 @@ def _quick(args: list[str]) -> list[str]:
     return args
 
 
-@pytest.mark.slow
 def test_runnable_readme_commands_run_on_synthetic_data(tmp_path):
     env = {**os.environ, "SKELCTL_DATA": str(tmp_path / "data"), "SKELCTL_RUNS": str(tmp_path / "runs"),
            "COLUMNS": "120"}

@@ -318,7 +318,6 @@ def test_nan_guard_stops_with_exit_1_and_keeps_the_last_good_checkpoint(tiny_dat
     assert not (run / "encoder.pt").exists()
 
 
-@pytest.mark.slow
 def test_demo_preset_on_synthetic_ntu60_finishes_with_its_knn_monitor(tmp_path):
     """`skelctl synth` + `skelctl preprocess` data, the shipped `demo` preset (fewer epochs): the
     run finishes and the kNN monitor reports before training and every 2 epochs. Whether the
