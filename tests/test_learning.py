@@ -20,9 +20,9 @@ Measured, pretraining seeds 0-2 (linear / 1-NN, top-1 %):
   ISC `demo-isc` (bf16, as here)          79.8 / 76.8   82.4 / 73.9   82.2 / 77.0
                (fp32)                     86.3 / 78.8   82.8 / 75.6
 Smallest margins over the twins' mean: SkeleMixCLR+ +9.6 linear / +6.9 1-NN, ISC +10.8 /
-+9.0. The test asserts 3 points: the same seed on the same CPU repeats its numbers exactly, the room is
-for another CPU's rounding. Not every run beats the luckiest twin on 1-NN: twin 1's 74.2 is above
-SkeleMixCLR+ seed 1 (71.8) and ISC seed 1 (73.9).
++9.0. The test asserts 3 points: the same seed on the same CPU repeats its numbers exactly, the
+room is for another CPU's rounding. Not every run beats the luckiest twin on 1-NN: twin 1's 74.2
+is above SkeleMixCLR+ seed 1 (71.8) and ISC seed 1 (73.9).
 Run length (seed 0, fp32): SkeleMixCLR+ 88.2 / 73.6 after 592 steps, 88.9 / 79.2 after 1,184;
 ISC 80.2 / 77.2 after 888 steps, 86.3 / 78.8 after 1,184.
 
@@ -84,13 +84,11 @@ def twins() -> dict[str, list[tuple[Path, float]]]:
     return {}
 
 
-def random_encoders(run: Path, dataset: Path, out: Path,
+def random_encoders(run: Path, cfg, dataset: Path, settings: DemoSettings, out: Path,
                     cache: dict[str, list[tuple[Path, float]]]) -> list[tuple[Path, float]]:
     """(twin encoder.pt, its 1-NN top-1) for each of TWIN_SEEDS, of `run`'s architecture."""
     from skelctl.engine.checkpoint import load_encoder
-    from skelctl.engine.config import load_config_file
 
-    cfg = load_config_file(run / "config.yaml")
     init = cfg.method.init
     architecture = json.dumps([load_encoder(run / "encoder.pt")[0].config, init], sort_keys=True)
     if architecture not in cache:
@@ -98,7 +96,7 @@ def random_encoders(run: Path, dataset: Path, out: Path,
         for seed in TWIN_SEEDS:
             twin = random_twin(run / "encoder.pt", out / f"random-{seed}" / "encoder.pt", seed=seed,
                                dataset=dataset, init=init)
-            knn = evaluate_encoder(twin, dataset, cfg.evaluation, DemoSettings(seed=0), ("knn",))["knn"]
+            knn = evaluate_encoder(twin, dataset, cfg.evaluation, settings, ("knn",))["knn"]
             cache[architecture].append((twin, knn))
     return cache[architecture]
 
@@ -114,7 +112,7 @@ def pretrained_and_random(preset: str, dataset: Path, out: Path, cache: dict[str
     cfg = load_config_file(run / "config.yaml")
     pretrained = evaluate_encoder(run, dataset, cfg.evaluation, settings, PROTOCOLS)
     random = [{**evaluate_encoder(twin, dataset, cfg.evaluation, settings, ("linear",)), "knn": knn}
-              for twin, knn in random_encoders(run, dataset, out, cache)]
+              for twin, knn in random_encoders(run, cfg, dataset, settings, out, cache)]
     return pretrained, random
 
 

@@ -184,11 +184,10 @@ def test_sensor_artefacts_occur(ntu60_files):
 
 def _bone_lengths(f) -> np.ndarray:
     """(24,) median length of each bone of the longest-tracked body of a file."""
-    parents = np.array(get_layout("ntu25").parents)
-    bones = np.flatnonzero(parents >= 0)
+    joints, parents = np.array(get_layout("ntu25").bones).T
     ids, counts = np.unique(f.body_id, return_counts=True)
     xyz = f.xyz[f.body_id == ids[np.argmax(counts)]]
-    return np.median(np.linalg.norm(xyz[:, bones] - xyz[:, parents[bones]], axis=-1), 0)
+    return np.median(np.linalg.norm(xyz[:, joints] - xyz[:, parents], axis=-1), 0)
 
 
 def _spread_between_takes(lengths: list[np.ndarray]) -> float:
