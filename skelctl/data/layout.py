@@ -20,6 +20,9 @@ from skelctl.errors import SkelctlError
 BUILTIN_LAYOUTS = ("ntu25", "kinect20")
 PART_NAMES = ("trunk", "arm_left", "arm_right", "leg_left", "leg_right")
 ALIGN_KEYS = ("base", "spine", "right_shoulder", "left_shoulder")
+# optional: the joint between the shoulders (NTU's spine shoulder, Kinect v1's shoulder centre),
+# the per-frame centre of SkeleMixCLR's input normalisation
+OPTIONAL_ALIGN_KEYS = ("neck",)
 
 
 @dataclass(frozen=True)
@@ -146,9 +149,12 @@ def _parse_layout(raw: Any, source: str) -> Layout:
                        f"({joints[j]}) is in {where}")
 
     align_raw = raw.get("align")
-    if not isinstance(align_raw, dict) or set(align_raw) != set(ALIGN_KEYS):
-        raise fail("align", f"expected the joints {', '.join(ALIGN_KEYS)}")
-    align = {k: joint_index(align_raw[k], f"align.{k}") for k in ALIGN_KEYS}
+    if (not isinstance(align_raw, dict) or not set(ALIGN_KEYS) <= set(align_raw)
+            or not set(align_raw) <= set(ALIGN_KEYS + OPTIONAL_ALIGN_KEYS)):
+        raise fail("align", f"expected the joints {', '.join(ALIGN_KEYS)} "
+                   f"(optional: {', '.join(OPTIONAL_ALIGN_KEYS)})")
+    align = {k: joint_index(align_raw[k], f"align.{k}") for k in ALIGN_KEYS + OPTIONAL_ALIGN_KEYS
+             if k in align_raw}
     for a, b in (("base", "spine"), ("right_shoulder", "left_shoulder")):
         if align[a] == align[b]:  # the alignment rotation is built from these two vectors
             raise fail(f"align.{b}", f"must differ from align.{a} (they define an axis)")
