@@ -84,3 +84,106 @@ def _body_axes(up: np.ndarray, across: np.ndarray) -> np.ndarray:
 def _unit(v: np.ndarray) -> np.ndarray | None:
     norm = float(np.linalg.norm(v))
     return v / norm if norm > _EPS else None
+
+
+# --- load-time input normalisations (the `data.normalize` preset key) ---------------------------
+
+NORMALIZATIONS = ("sgn", "skelemix", "isc", "none")
+
+
+def normalize_clip(x: np.ndarray, layout: Layout, mode: str) -> np.ndarray:
+    """One (T, M, V, C) clip in a paper's input coordinates (see `normalize_frames`)."""
+    x = _check(x)
+    return normalize_frames(x, np.array([0, x.shape[0]]), layout, mode)
+
+
+def normalize_frames(frames: np.ndarray, offsets: np.ndarray, layout: Layout, mode: str) -> np.ndarray:
+    """Flat clips (clip i = `frames[offsets[i]:offsets[i+1]]`, (F, M, V, C)) in the input
+    coordinates of `mode`, applied when clips are loaded so one HDF5 serves every preset:
+
+    - `sgn`: translate by actor 1's centre joint in its first valid frame (SGN; what
+      `preprocess` stores by default, so then a no-op);
+    - `skelemix`: SkeleMixCLR's input: each body minus its own neck joint in every frame, then
+      every frame of each body turned about the vertical (y) so its right-minus-left shoulder
+      vector lies on +x, the angle's sign fixed once per body and clip by the sign of the summed
+      z of that vector (SPEC 4, as the reference does, including its sign rule);
+    - `isc`: 2s-AGCN's pre-normalisation used by ISC: every frame minus actor 1's centre joint
+      in that frame, then two rotations from actor 1's first valid frame: base->spine onto +z,
+      then the right-minus-left shoulder vector onto +x (SPEC 5);
+    - `none`: the stored coordinates.
+
+    Absent bodies (all-zero frames) stay all-zero. Returns a new float32 array.
+    """
+    if mode not in NORMALIZATIONS:
+        raise SkelctlError(f"unknown normalisation '{mode}' (expected one of {', '.join(NORMALIZATIONS)})")
+    frames = np.asarray(frames, dtype=np.float32)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    if frames.ndim != 4:
+        raise SkelctlError(f"expected (F, M, V, C) frames, got shape {frames.shape}")
+    if mode == "none" or frames.shape[0] == 0:
+        return frames.copy()
+    if mode == "sgn":
+        out = frames.copy()
+        for start, end in zip(offsets[:-1], offsets[1:], strict=True):
+            out[start:end] = center_on_joint(frames[start:end], layout)
+        return out
+    if frames.shape[-1] != 3:
+        raise SkelctlError(f"the '{mode}' normalisation needs 3-D joints, got {frames.shape[-1]} coordinates")
+    if mode == "skelemix":
+        return _skelemix_input(frames, offsets, layout)
+    return _isc_input(frames, offsets, layout)
+
+
+def _skelemix_input(frames: np.ndarray, offsets: np.ndarray, layout: Layout) -> np.ndarray:
+    if "neck" not in layout.align:
+        raise SkelctlError(f"layout '{layout.name}' names no neck joint (align.neck), which the "
+                           "skelemix normalisation centres on")
+    x = frames.astype(np.float64)
+    x -= x[:, :, layout.align["neck"], None, :]  # (F, M, V, 3) minus each body's own neck
+    across = x[:, :, layout.align["right_shoulder"]] - x[:, :, layout.align["left_shoulder"]]
+    across[..., 1] = 0  # (F, M, 3) on the ground plane
+    cos = across[..., 0] / (np.linalg.norm(across, axis=-1) + 1e-4)
+    theta = np.arccos(np.clip(cos, -1.0, 1.0))
+    clip_of_frame = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    z_sum = np.zeros((len(offsets) - 1, x.shape[1]))
+    np.add.at(z_sum, clip_of_frame, across[..., 2])
+    theta = np.where(z_sum[clip_of_frame] >= 0, -theta, theta)  # one sign per body and clip
+    c, s = np.cos(theta)[..., None], np.sin(theta)[..., None]  # (F, M, 1)
+    turned = np.empty_like(x)
+    turned[..., 0] = c * x[..., 0] - s * x[..., 2]
+    turned[..., 1] = x[..., 1]
+    turned[..., 2] = s * x[..., 0] + c * x[..., 2]
+    return turned.astype(np.float32)
+
+
+def _isc_input(frames: np.ndarray, offsets: np.ndarray, layout: Layout) -> np.ndarray:
+    x = frames.astype(np.float64)
+    centre = x[:, 0, layout.center, :].copy()  # (F, 3): actor 1's centre joint, per frame
+    present = x.any(axis=-1, keepdims=True)  # joints that exist move; zeros stay zeros
+    x = (x - centre[:, None, None, :]) * present
+    a = layout.align
+    for start, end in zip(offsets[:-1], offsets[1:], strict=True):
+        clip = x[start:end]
+        first = np.flatnonzero(clip[:, 0].any(axis=(1, 2)))
+        if len(first) == 0:
+            continue
+        pose = clip[first[0], 0]
+        to_z = _rotation_onto(pose[a["spine"]] - pose[a["base"]], np.array([0.0, 0.0, 1.0]))
+        pose = pose @ to_z.T
+        to_x = _rotation_onto(pose[a["right_shoulder"]] - pose[a["left_shoulder"]],
+                              np.array([1.0, 0.0, 0.0]))
+        x[start:end] = clip @ (to_x @ to_z).T
+    return x.astype(np.float32)
+
+
+def _rotation_onto(v: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The rotation about v x target that turns v's direction onto `target` (identity when v
+    is degenerate or already there)."""
+    axis = np.cross(v, target)
+    norm_v = float(np.linalg.norm(v))
+    if np.abs(axis).sum() < 1e-6 or norm_v < 1e-12:
+        return np.eye(3)
+    angle = float(np.arccos(np.clip(v @ target / norm_v, -1.0, 1.0)))
+    k = axis / np.linalg.norm(axis)
+    cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
