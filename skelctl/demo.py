@@ -172,12 +172,15 @@ def random_twin(encoder_path: Path, out: Path, seed: int, dataset: Path | None =
         encoder = build_encoder(**trained.config)
         if init == "pytorch":
             reset_parameters_(encoder)
-    keep = ("dataset", "benchmark", "stream", "frames", "preprocess_options", "layout", "encoder")
+    keep = ("dataset", "benchmark", "stream", "frames", "normalize", "preprocess_options", "layout",
+            "encoder")
     extra: dict[str, Any] = {}
     if dataset is not None:
         with open_dataset(dataset) as ds:
-            bank = ClipBank.from_dataset(ds, ds.split(benchmark, "train"), torch.device("cpu"))
-        view = ClipView(int(info.get("frames", 64)), info.get("stream", "joint"), Layout.from_dict(info["layout"]))
+            normalize = info.get("normalize", "sgn")
+            bank = ClipBank.from_dataset(ds, ds.split(benchmark, "train"), torch.device("cpu"), normalize)
+        view = ClipView(int(info.get("frames", 64)), info.get("stream", "joint"),
+                        Layout.from_dict(info["layout"]), normalize)
         calibrate_batchnorm(encoder, bank, view)
         extra["batchnorm"] = f"statistics of the {benchmark} training clips"
     save_encoder(out, encoder, {**{k: info[k] for k in keep if k in info}, **extra,

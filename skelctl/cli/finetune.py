@@ -16,6 +16,7 @@ from skelctl.cli.linear import (
     FRAMES,
     JSON,
     LR,
+    NORMALIZE,
     OUT,
     REPORT_BEST,
     SEED,
@@ -33,6 +34,7 @@ def register(app: typer.Typer) -> None:
         benchmark: str | None = BENCHMARK,
         streams: str | None = STREAMS,
         frames: int | None = FRAMES,
+        normalize: str | None = NORMALIZE,
         epochs: int | None = EPOCHS,
         lr: float | None = LR,
         batch_size: int | None = BATCH_SIZE,
@@ -49,7 +51,8 @@ def register(app: typer.Typer) -> None:
         from skelctl.evaluate.protocols import override, parse_streams, resolve_job
         from skelctl.evaluate.semisup import evaluate_semisup
 
-        job = resolve_job(encoder, parse_streams(streams), data, benchmark, device, seed, frames)
+        job = resolve_job(encoder, parse_streams(streams), data, benchmark, device, seed, frames,
+                              normalize)
         stage = override(job.evaluation.finetune, epochs=epochs, lr=lr, batch_size=batch_size)
         result = evaluate_semisup(job, stage, 1.0, out, seed, report_best, eval_every, clip_grad,
                                   protocol="finetune")

@@ -14,9 +14,11 @@ import typer
 from skelctl.console import err, print_json
 
 ENCODER = typer.Option(
-    [], "--encoder", "-e", metavar="RUN_DIR|encoder.pt|random:ARCH",
-    help="Encoder to evaluate: a run directory, an encoder.pt, or random:<arch> (e.g. random:stgcn) "
-    "for the from-scratch baseline. Repeat it once per --streams entry. Default: runs/latest.")
+    [], "--encoder", "-e", metavar="RUN_DIR|encoder.pt|random:ARCH|raw",
+    help="Encoder to evaluate: a run directory, an encoder.pt, random:<arch> (e.g. random:stgcn) "
+    "for a random encoder with BatchNorm fitted to the training clips, or raw for the clips' "
+    "normalised coordinates themselves (the no-learning floor). Repeat it once per --streams "
+    "entry. Default: runs/latest.")
 DATA = typer.Option(None, "--data", help="Dataset .h5 file or name in the data root "
                     "(default: the one the encoder was pretrained on).")
 BENCHMARK = typer.Option(None, "--benchmark", help="Benchmark split, e.g. xsub, xview, xset "
@@ -26,6 +28,10 @@ STREAMS = typer.Option(None, "--streams", metavar="joint,motion,bone",
                        "their score-level ensemble. Default: each encoder's own stream.")
 FRAMES = typer.Option(None, "--frames", min=4, help="Clip length for random:<arch> encoders "
                       "(default: the trained encoder's, else 64); trained encoders use their own.")
+NORMALIZE = typer.Option(
+    None, "--normalize", metavar="sgn|skelemix|isc|none",
+    help="Input coordinates for random:<arch> and raw encoders (default: the trained encoder's, "
+    "else sgn); trained encoders use their own.")
 SEED = typer.Option(0, "--seed", min=0, help="Seed of shuffling, crops, the classifier's init and "
                     "random encoders.")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
@@ -66,6 +72,7 @@ def register(app: typer.Typer) -> None:
         benchmark: str | None = BENCHMARK,
         streams: str | None = STREAMS,
         frames: int | None = FRAMES,
+        normalize: str | None = NORMALIZE,
         epochs: int | None = EPOCHS,
         lr: float | None = LR,
         batch_size: int | None = BATCH_SIZE,
@@ -85,7 +92,8 @@ def register(app: typer.Typer) -> None:
         from skelctl.evaluate.linear import evaluate_linear
         from skelctl.evaluate.protocols import override, parse_streams, resolve_job
 
-        job = resolve_job(encoder, parse_streams(streams), data, benchmark, device, seed, frames)
+        job = resolve_job(encoder, parse_streams(streams), data, benchmark, device, seed, frames,
+                              normalize)
         stage = override(job.evaluation.linear, epochs=epochs, lr=lr, batch_size=batch_size,
                          standardize=standardize)
         result = evaluate_linear(job, stage, out, seed, report_best, use_cache=not no_cache)

@@ -7,7 +7,18 @@ from pathlib import Path
 
 import typer
 
-from skelctl.cli.linear import BENCHMARK, DATA, DEVICE, ENCODER, FRAMES, JSON, OUT, SEED, STREAMS
+from skelctl.cli.linear import (
+    BENCHMARK,
+    DATA,
+    DEVICE,
+    ENCODER,
+    FRAMES,
+    JSON,
+    NORMALIZE,
+    OUT,
+    SEED,
+    STREAMS,
+)
 from skelctl.console import err, print_json
 from skelctl.errors import SkelctlError
 
@@ -48,6 +59,7 @@ def register(app: typer.Typer) -> None:
         benchmark: str | None = BENCHMARK,
         streams: str | None = STREAMS,
         frames: int | None = FRAMES,
+        normalize: str | None = NORMALIZE,
         seed: int = SEED,
         device: str = DEVICE,
         out: Path | None = OUT,
@@ -69,7 +81,8 @@ def register(app: typer.Typer) -> None:
         if build is not None:
             if split not in ("train", "test"):
                 raise SkelctlError(f"--split {split}: expected train or test")
-            job = resolve_job(encoder, parse_streams(streams), data, benchmark, device, seed, frames)
+            job = resolve_job(encoder, parse_streams(streams), data, benchmark, device, seed, frames,
+                              normalize)
             summary = retrieval.build_index_dir(job, build, split, index_type, seed)
             if json_out:
                 print_json(summary)
@@ -86,7 +99,8 @@ def register(app: typer.Typer) -> None:
             loaded = retrieval.index_encoder(gallery, encoder[0] if encoder else None, index)
             run_device = resolve_device(device, "--device")
         elif query:
-            job = resolve_job(encoder, parse_streams(streams), data, benchmark, device, seed, frames)
+            job = resolve_job(encoder, parse_streams(streams), data, benchmark, device, seed, frames,
+                              normalize)
             gallery, loaded = retrieval.default_gallery(job)
             run_device = job.device
         if query:
@@ -104,7 +118,8 @@ def register(app: typer.Typer) -> None:
             result = retrieval.evaluate_knn_index(gallery, index, loaded, ks, run_device)
             out_dir = out
         else:
-            job = resolve_job(encoder, parse_streams(streams), data, benchmark, device, seed, frames)
+            job = resolve_job(encoder, parse_streams(streams), data, benchmark, device, seed, frames,
+                              normalize)
             result = retrieval.evaluate_knn(job, ks)
             out_dir = out or (job.run_dir / "eval" / f"knn-{job.benchmark}" if job.run_dir else None)
         if out_dir is not None:

@@ -16,6 +16,7 @@ from skelctl.cli.linear import (
     FRAMES,
     JSON,
     LR,
+    NORMALIZE,
     OUT,
     REPORT_BEST,
     SEED,
@@ -39,6 +40,7 @@ def register(app: typer.Typer) -> None:
         benchmark: str | None = BENCHMARK,
         streams: str | None = STREAMS,
         frames: int | None = FRAMES,
+        normalize: str | None = NORMALIZE,
         epochs: int | None = EPOCHS,
         lr: float | None = LR,
         batch_size: int | None = BATCH_SIZE,
@@ -56,7 +58,8 @@ def register(app: typer.Typer) -> None:
         from skelctl.evaluate.protocols import override, parse_streams, resolve_job
         from skelctl.evaluate.semisup import evaluate_semisup, semisup_stage
 
-        job = resolve_job(encoder, parse_streams(streams), data, benchmark, device, seed, frames)
+        job = resolve_job(encoder, parse_streams(streams), data, benchmark, device, seed, frames,
+                              normalize)
         stage = override(semisup_stage(job.evaluation, fraction), epochs=epochs, lr=lr,
                          batch_size=batch_size)
         result = evaluate_semisup(job, stage, fraction, out, seed, report_best, eval_every, clip_grad)

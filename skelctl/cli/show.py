@@ -30,6 +30,10 @@ def register(app: typer.Typer) -> None:
         layout: str = typer.Option("ntu25", "--layout", help=".npy clips: layout name or YAML file."),
         bodies: str = typer.Option("denoise", "--bodies",
                                    help=".skeleton files: body selection (denoise, energy, first)."),
+        normalize: str = typer.Option(
+            "none", "--normalize", metavar="none|sgn|skelemix|isc",
+            help="Draw the clip in the input coordinates a preset's data.normalize gives its "
+            "encoder (default: as stored or recorded)."),
         dpi: int = typer.Option(100, "--dpi", min=20, max=600, help="Resolution."),
         json_out: bool = typer.Option(False, "--json", help="Print what was written as JSON on stdout."),
     ) -> None:
@@ -41,6 +45,7 @@ def register(app: typer.Typer) -> None:
             RAW_SUFFIXES,
             clip_from_dataset,
             clip_from_file,
+            normalized_clip,
             render_clip,
         )
 
@@ -57,6 +62,7 @@ def register(app: typer.Typer) -> None:
                     raise SkelctlError(f"which sample? pass a name or an index 0..{ds.num_samples - 1} "
                                        "after the dataset", ds.path)
                 clip = clip_from_dataset(ds, sample)
+        clip = normalized_clip(clip, normalize)
         summary = render_clip(clip, out, frames, fps, view, three_d, dpi)
         if json_out:
             print_json({**summary, "clip": clip.title})

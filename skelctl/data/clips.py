@@ -22,6 +22,7 @@ class FrameSource(Protocol):
     """What `ClipBank.from_dataset` needs from a dataset (`skelctl.data.store.SkeletonDataset`)."""
 
     labels: Any
+    layout: Any
 
     def frames_for(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -86,11 +87,18 @@ class ClipBank:
 
     @classmethod
     def from_dataset(
-        cls, ds: FrameSource, indices: np.ndarray | Sequence[int], device: torch.device | str
+        cls, ds: FrameSource, indices: np.ndarray | Sequence[int], device: torch.device | str,
+        normalize: str = "none",
     ) -> ClipBank:
-        """Load the clips `indices` of a dataset once, in that order, onto `device`."""
+        """Load the clips `indices` of a dataset once, in that order, onto `device`, in the
+        input coordinates `normalize` names (`skelctl.data.normalize.normalize_frames`; `none`:
+        as stored)."""
+        from skelctl.data.normalize import normalize_frames
+
         indices = np.asarray(indices, dtype=np.int64)
         frames, offsets = ds.frames_for(indices)
+        if normalize != "none":
+            frames = normalize_frames(frames, offsets, ds.layout, normalize)
         labels = np.asarray(ds.labels)[indices]
         return cls.from_arrays(np.ascontiguousarray(frames, np.float32), offsets, labels, device)
 

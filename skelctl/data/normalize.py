@@ -6,6 +6,8 @@ Absent bodies are all-zero and stay all-zero, so "zero means absent" survives no
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 
 from skelctl.data.layout import Layout
@@ -88,7 +90,8 @@ def _unit(v: np.ndarray) -> np.ndarray | None:
 
 # --- load-time input normalisations (the `data.normalize` preset key) ---------------------------
 
-NORMALIZATIONS = ("sgn", "skelemix", "isc", "none")
+Normalization = Literal["sgn", "skelemix", "isc", "none"]
+NORMALIZATIONS: tuple[str, ...] = get_args(Normalization)
 
 
 def normalize_clip(x: np.ndarray, layout: Layout, mode: str) -> np.ndarray:

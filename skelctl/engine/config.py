@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
+from skelctl.data.normalize import Normalization
 from skelctl.errors import SkelctlError
 from skelctl.methods.config import MethodConfig, paper_defaults
 
@@ -36,12 +37,14 @@ def _range(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
 
 @dataclass
 class DataConfig:
-    """Which dataset (a name in the data root, or a path), benchmark split, stream and clip length."""
+    """Which dataset (a name in the data root, or a path), benchmark split, stream, clip length,
+    and the input coordinates clips are put in when loaded (`skelctl.data.normalize`)."""
 
     dataset: str = "ntu60"
     benchmark: Benchmark = "xsub"
     stream: Stream = "joint"
     frames: int = field(default=64, metadata=_range(4, None))
+    normalize: Normalization = "sgn"
 
 
 @dataclass

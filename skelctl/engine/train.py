@@ -533,15 +533,17 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, show_progress: 
                 )
             if ctx.is_main:
                 err.print(f"loading the {cfg.data.benchmark} training split of {dataset_path}", highlight=False)
-            bank = ClipBank.from_dataset(ds, ds.split(cfg.data.benchmark, "train"), device)
+            normalize = cfg.data.normalize
+            bank = ClipBank.from_dataset(ds, ds.split(cfg.data.benchmark, "train"), device, normalize)
             test_bank = None
             if cfg.train.knn_every and ctx.is_main:
-                test_bank = ClipBank.from_dataset(ds, ds.split(cfg.data.benchmark, "test"), device)
+                test_bank = ClipBank.from_dataset(ds, ds.split(cfg.data.benchmark, "test"), device,
+                                                  normalize)
             layout, options = ds.layout, ds.options
         info = {
             "method": cfg.method.name, "preset": cfg.preset, "dataset": str(dataset_path),
             "benchmark": cfg.data.benchmark, "stream": cfg.data.stream, "frames": cfg.data.frames,
-            "preprocess_options": options, "layout": layout.to_dict(),
+            "normalize": cfg.data.normalize, "preprocess_options": options, "layout": layout.to_dict(),
         }
         torch.manual_seed(derive_seed(cfg.train.seed, _INIT))  # same initial weights on every rank
         method = build_method(cfg.method, layout, cfg.data.frames, cfg.data.stream,

@@ -32,6 +32,12 @@ from skelctl.errors import SkelctlError
 from skelctl.paths import runs_root
 
 RANDOM_PREFIX = "random:"
+RAW_SPEC = "raw"  # the clip's normalised coordinates, flattened: the no-learning floor
+
+
+def is_untrained(spec: str | None) -> bool:
+    """`random:<arch>` or `raw`: baselines built for the dataset instead of loaded."""
+    return spec is not None and (spec == RAW_SPEC or spec.startswith(RANDOM_PREFIX))
 EMBED_BATCH = 256
 
 
@@ -48,6 +54,10 @@ class LoadedEncoder:
     @property
     def is_random(self) -> bool:
         return self.source.startswith(RANDOM_PREFIX)
+
+    @property
+    def is_raw(self) -> bool:
+        return self.source == RAW_SPEC
 
     @property
     def feature_dim(self) -> int:
@@ -103,13 +113,16 @@ def open_encoder(
     frames: int = 64,
     seed: int = 0,
 ) -> LoadedEncoder:
-    """`spec` = a run directory, an encoder.pt, `random:<arch>` or None (runs/latest).
+    """`spec` = a run directory, an encoder.pt, `random:<arch>`, `raw` or None (runs/latest).
 
     A random encoder is the from-scratch baseline: built for the dataset's `layout` and shape
     and initialised from `seed`, so it is reproducible (its hash covers arch, shape and seed).
+    `raw` is the no-learning floor: the input coordinates themselves, flattened.
     """
     if spec is not None and str(spec).startswith(RANDOM_PREFIX):
         return _random_encoder(str(spec), layout, in_channels, num_persons, frames, seed)
+    if spec == RAW_SPEC:
+        return _raw_encoder(layout, in_channels, num_persons, frames)
     from skelctl.engine.checkpoint import load_encoder
 
     path = encoder_file(latest_run() if spec is None else spec)
@@ -135,13 +148,26 @@ def _random_encoder(
     return LoadedEncoder(encoder, spec, hashlib.sha256(identity.encode()).hexdigest(), info)
 
 
+def _raw_encoder(layout: Layout | None, in_channels: int, num_persons: int, frames: int) -> LoadedEncoder:
+    from skelctl.models.raw import RawCoordinates
+
+    if layout is None:
+        raise SkelctlError(f"--encoder {RAW_SPEC}: the raw-coordinate baseline needs a dataset (pass --data)")
+    encoder = RawCoordinates(layout, in_channels, num_persons, frames)
+    identity = json.dumps({"config": encoder.config}, sort_keys=True)
+    info = {"method": RAW_SPEC, "frames": frames, "layout": layout.to_dict()}
+    return LoadedEncoder(encoder, RAW_SPEC, hashlib.sha256(identity.encode()).hexdigest(), info)
+
+
 @dataclass(frozen=True)
 class ClipView:
-    """How a stored clip becomes encoder input: resized to `frames`, converted to `stream`."""
+    """How a stored clip becomes encoder input: put in the input coordinates `normalize` names
+    when loaded (`ClipSource.bank`), resized to `frames`, converted to `stream`."""
 
     frames: int
     stream: str
     layout: Layout
+    normalize: str = "sgn"
 
     def inputs(
         self,
@@ -254,6 +280,7 @@ def feature_key(
         "frames": view.frames,
         "crop": crop,
         "stream": view.stream,
+        "normalize": view.normalize,
     }
 
 
@@ -266,10 +293,10 @@ class ClipSource:
         self.ds, self.dataset_path, self.device, self.cache = ds, dataset_path, device, cache
         self._banks = {} if banks is None else banks  # shared: clips already read stay read
 
-    def bank(self, indices: np.ndarray) -> ClipBank:
-        key = np.ascontiguousarray(indices, np.int64).tobytes()
+    def bank(self, indices: np.ndarray, normalize: str) -> ClipBank:
+        key = normalize.encode() + b":" + np.ascontiguousarray(indices, np.int64).tobytes()
         if key not in self._banks:
-            self._banks[key] = ClipBank.from_dataset(self.ds, indices, self.device)
+            self._banks[key] = ClipBank.from_dataset(self.ds, indices, self.device, normalize)
         return self._banks[key]
 
     def features(self, loaded: LoadedEncoder, view: ClipView, indices: np.ndarray, crop: float,
@@ -277,7 +304,7 @@ class ClipSource:
         """(N, D) CPU features of samples `indices` (centre crop `crop`), from the cache if there."""
 
         def compute() -> torch.Tensor:
-            bank = self.bank(indices)
+            bank = self.bank(indices, view.normalize)
             with progress(transient=True) as bar:
                 task = bar.add_task(f"features {view.stream} {label}", total=len(bank))
                 return embed(loaded.encoder.to(self.device), bank, view, crop,

@@ -25,6 +25,7 @@ from skelctl.atomic import atomic_path, write_text_atomic
 from skelctl.augment.streams import STREAMS
 from skelctl.console import err
 from skelctl.data.clips import ClipBank
+from skelctl.data.normalize import NORMALIZATIONS
 from skelctl.data.store import SkeletonDataset, open_dataset
 from skelctl.engine.config import EvaluationConfig, StageConfig, load_config_file, load_preset
 from skelctl.engine.precision import resolve_device
@@ -35,6 +36,7 @@ from skelctl.evaluate.features import (
     FeatureCache,
     LoadedEncoder,
     calibrate_batchnorm,
+    is_untrained,
     open_encoder,
 )
 from skelctl.paths import resolve_dataset
@@ -100,26 +102,32 @@ def resolve_job(
     device: str = "auto",
     seed: int = 0,
     frames: int | None = None,
+    normalize: str | None = None,
 ) -> EvalJob:
     """Load the encoders and open the dataset, defaulting everything from the (first) run.
 
     No `--encoder` means runs/latest; no `--data` / `--benchmark` means what the encoder was
-    pretrained on. An encoder of another skeleton layout or stream than asked is a usage error.
-    Random encoders see `frames`-long clips (default: the trained encoder's length, else 64).
+    pretrained on. An encoder of another skeleton layout, stream or input normalisation than
+    asked is a usage error. Random and raw encoders see `frames`-long clips in the `normalize`
+    input coordinates (default: the trained encoder's, else 64 frames and `sgn`).
     """
     specs: list[str | None] = list(encoder_specs) or [None]
+    if normalize is not None and normalize not in NORMALIZATIONS:
+        raise SkelctlError(f"--normalize {normalize}: expected one of {', '.join(NORMALIZATIONS)}")
     if streams is not None and len(streams) != len(specs):
         raise SkelctlError(
             f"--streams lists {len(streams)} stream(s) but {len(specs)} --encoder was given: "
             "pass one --encoder per stream, in the same order"
         )
-    trained = {i: open_encoder(s) for i, s in enumerate(specs) if not _is_random(s)}
+    trained = {i: open_encoder(s) for i, s in enumerate(specs) if not is_untrained(s)}
     first = trained[min(trained)] if trained else None
     dataset_path = _dataset_path(data, first)
     dataset = open_dataset(dataset_path)
     frames_ref, persons, _, channels = _clip_shape(dataset)
     if frames is None:
         frames = int(first.info.get("frames", 64)) if first else 64
+    if normalize is None:
+        normalize = _normalize_of(first) if first else "sgn"
     encoders = [
         trained[i] if i in trained else open_encoder(
             s, layout=dataset.layout, in_channels=channels, num_persons=persons, frames=frames,
@@ -130,7 +138,12 @@ def resolve_job(
     for i, loaded in enumerate(encoders):
         _check_layout(loaded, dataset)
         stream = _stream_of(loaded, None if streams is None else streams[i])
-        views.append(ClipView(int(loaded.info.get("frames", frames)), stream, dataset.layout))
+        own = normalize if is_untrained(loaded.source) else _normalize_of(loaded)
+        if own != normalize:
+            raise SkelctlError(
+                f"encoder {loaded.source} was pretrained on '{own}' input coordinates, not "
+                f"'{normalize}': evaluate encoders of one normalisation together")
+        views.append(ClipView(int(loaded.info.get("frames", frames)), stream, dataset.layout, own))
         _warn_preprocessing(loaded, dataset)
     bench = benchmark or (first.info.get("benchmark") if first else None)
     job_device = resolve_device(device, "--device")
@@ -157,16 +170,12 @@ def _calibrate_random(job: EvalJob, loaded: LoadedEncoder, view: ClipView) -> No
     `calibrate_batchnorm`); its hash then covers the clips it was calibrated on. The clips
     stay in `job.banks` for the protocol that reads them next."""
     bench, dataset_path = job.benchmark, job.dataset_path
-    bank = clip_source(job, use_cache=False).bank(job.dataset.split(bench, "train"))
+    bank = clip_source(job, use_cache=False).bank(job.dataset.split(bench, "train"), view.normalize)
     calibrate_batchnorm(loaded.encoder.to(job.device), bank, view)
     stat = dataset_path.stat()
     identity = [loaded.sha256, str(dataset_path.resolve()), stat.st_size, stat.st_mtime_ns, bench]
     loaded.sha256 = hashlib.sha256(json.dumps(identity).encode()).hexdigest()
     loaded.info["batchnorm"] = f"statistics of the {bench} training clips"
-
-
-def _is_random(spec: str | None) -> bool:
-    return spec is not None and spec.startswith("random:")
 
 
 def _dataset_path(data: str | None, first: LoadedEncoder | None) -> Path:
@@ -199,6 +208,11 @@ def _check_layout(loaded: LoadedEncoder, dataset: SkeletonDataset) -> None:
             f"({dataset.layout.num_joints} joints)", dataset.path)
 
 
+def _normalize_of(loaded: LoadedEncoder) -> str:
+    """The input coordinates an encoder was trained on (`sgn` before the key existed)."""
+    return str(loaded.info.get("normalize", "sgn"))
+
+
 def _stream_of(loaded: LoadedEncoder, asked: str | None) -> str:
     trained_on = loaded.info.get("stream")
     if asked is not None and trained_on is not None and asked != trained_on:
@@ -219,6 +233,9 @@ def _evaluation_defaults(loaded: LoadedEncoder) -> EvaluationConfig:
     """The run's own `evaluation` section, else the protocol of its method's paper."""
     if loaded.run_dir is not None:
         return load_config_file(loaded.run_dir / "config.yaml").evaluation
+    if loaded.is_raw:  # coordinates differ in scale per joint: the probe z-scores them
+        defaults = EvaluationConfig()
+        return replace(defaults, linear=replace(defaults.linear, standardize=True))
     method = loaded.info.get("method")
     if loaded.is_random:
         method = RANDOM_ARCH_METHOD.get(loaded.encoder.config.get("name"), "isc")

@@ -146,8 +146,11 @@ def _read_ntu_query(path: Path, layout: Layout, options: dict[str, Any]) -> np.n
 def embed_clips(loaded: LoadedEncoder, view: ClipView, clips: Sequence[np.ndarray], crop: float,
                 device: torch.device) -> np.ndarray:
     """(Q, D) unit-norm features of preprocessed clips (T_i, M, V, C)."""
+    from skelctl.data.normalize import normalize_frames
+
     offsets = np.concatenate([[0], np.cumsum([len(c) for c in clips])])
-    bank = ClipBank.from_arrays(np.concatenate(clips), offsets, device=device)
+    frames = normalize_frames(np.concatenate(clips), offsets, view.layout, view.normalize)
+    bank = ClipBank.from_arrays(frames, offsets, device=device)
     return normalized(embed(loaded.encoder.to(device), bank, view, crop).cpu().numpy())
 
 
@@ -238,6 +241,7 @@ def build_gallery(
         "channels": int(channels),
         "frames": view.frames,
         "stream": view.stream,
+        "normalize": view.normalize,
         "crop": crop,
     }
     return GalleryIndex(index, meta, torch.from_numpy(features) if index_type == "exact" else None)
@@ -259,7 +263,9 @@ def index_encoder(gallery: GalleryIndex, spec: str | None, where: Path | None) -
 
 
 def gallery_view(gallery: GalleryIndex) -> ClipView:
-    return ClipView(gallery.meta["frames"], gallery.meta["stream"], Layout.from_dict(gallery.meta["layout"]))
+    meta = gallery.meta
+    return ClipView(meta["frames"], meta["stream"], Layout.from_dict(meta["layout"]),
+                    meta.get("normalize", "sgn"))
 
 
 def run_index(run_dir: Path, source: ClipSource, loaded: LoadedEncoder, view: ClipView,

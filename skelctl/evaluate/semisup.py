@@ -141,10 +141,10 @@ def run_semisup(
     ds = job.dataset
     train_idx, test_idx = ds.split(job.benchmark, "train"), ds.split(job.benchmark, "test")
     labelled = train_idx[stratified_subset(ds.labels[train_idx], fraction, seed)]
-    train = ClipBank.from_dataset(ds, labelled, job.device)
-    test = ClipBank.from_dataset(ds, test_idx, job.device)
     results = []
     for loaded, view in zip(job.encoders, job.views, strict=True):
+        train = ClipBank.from_dataset(ds, labelled, job.device, view.normalize)
+        test = ClipBank.from_dataset(ds, test_idx, job.device, view.normalize)
         with progress() as bar:
             task = bar.add_task(f"fine-tune {view.stream}", total=stage.epochs)
 

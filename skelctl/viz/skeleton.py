@@ -10,7 +10,7 @@ there z is up and y is depth.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,17 @@ def clip_from_dataset(ds: Any, sample: str) -> ShownClip:
         class_name=ds.class_names[int(ds.labels[index])],
         aligned=bool(ds.options.get("align", False)),
     )
+
+
+def normalized_clip(clip: ShownClip, normalize: str) -> ShownClip:
+    """`clip` in the input coordinates of `normalize` (`skelctl.data.normalize`); `isc` puts
+    the spine on +z, so it is drawn z-up like a view-aligned dataset."""
+    from skelctl.data.normalize import normalize_clip
+
+    if normalize == "none":
+        return clip
+    joints = normalize_clip(clip.joints, clip.layout, normalize)
+    return replace(clip, joints=joints, aligned=normalize == "isc" or clip.aligned)
 
 
 def clip_from_file(path: Path, layout: str = "ntu25", bodies: str = "denoise") -> ShownClip:
