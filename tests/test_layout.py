@@ -17,7 +17,7 @@ from skelctl.errors import SkelctlError
 from skelctl.models.graph import adjacency
 
 DOCS_EXAMPLE = Path(__file__).parents[1] / "docs" / "coco17.yaml"
-LAYOUTS = ("ntu25", "kinect20", str(DOCS_EXAMPLE))
+LAYOUTS = ("ntu25", "kinect20", "msr20", str(DOCS_EXAMPLE))
 
 # The NTU RGB+D bone list as the ST-GCN / 2s-AGCN graphs give it, (joint, parent), 1-based.
 NTU_BONES = {
@@ -200,5 +200,5 @@ def test_layout_file_that_is_not_a_layout(text, expected, tmp_path):
 
 
 def test_unknown_layout_name_lists_the_builtins():
-    with pytest.raises(SkelctlError, match=r"coco18: unknown layout \(expected one of ntu25, kinect20 or a YAML file\)"):
+    with pytest.raises(SkelctlError, match=r"coco18: unknown layout \(expected one of ntu25, kinect20, msr20 or a YAML file\)"):
         get_layout("coco18")

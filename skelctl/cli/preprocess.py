@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
     @app.command("preprocess")
     def preprocess_command(
         kind: str = typer.Argument(
-            ..., help="Dataset kind: ntu60, ntu120, pku1, pku2 (and nwucla, custom)."
+            ..., help="Dataset kind: ntu60, ntu120, pku1, pku2 (and nwucla, msr3d, custom)."
         ),
         raw: Path = typer.Argument(
             ...,
@@ -85,7 +85,10 @@ def register(app: typer.Typer) -> None:
             None, help="NTU: missing-skeleton list to apply instead of the official one."
         ),
         keep_missing: bool = typer.Option(
-            False, "--keep-missing", help="NTU: keep files named by the missing-skeleton list."
+            False,
+            "--keep-missing",
+            help="NTU: keep files named by the missing-skeleton list; msr3d: keep sequences "
+            "outside files_used_in_cvpr12_paper.txt.",
         ),
         labels: Path | None = typer.Option(None, help="PKU: folder of label files (same stems)."),
         splits: Path | None = typer.Option(

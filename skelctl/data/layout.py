@@ -17,7 +17,7 @@ import yaml
 
 from skelctl.errors import SkelctlError
 
-BUILTIN_LAYOUTS = ("ntu25", "kinect20")
+BUILTIN_LAYOUTS = ("ntu25", "kinect20", "msr20")
 PART_NAMES = ("trunk", "arm_left", "arm_right", "leg_left", "leg_right")
 ALIGN_KEYS = ("base", "spine", "right_shoulder", "left_shoulder")
 # optional: the joint between the shoulders (NTU's spine shoulder, Kinect v1's shoulder centre),

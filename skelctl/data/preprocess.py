@@ -53,7 +53,8 @@ class PreprocessOptions:
     workers: int = 0  # 0: every available core
     strict: bool = False  # any bad input fails the run (exit 1, no output)
     missing_list: str | None = None  # replaces the shipped NTU missing-skeleton list
-    keep_missing: bool = False  # keep the files the missing-skeleton list names
+    keep_missing: bool = False  # keep the files the missing-skeleton list names (msr3d: the
+    # sequences outside files_used_in_cvpr12_paper.txt)
     labels: str | None = None  # PKU: folder of label files, one per video, same stem
     splits: str | None = None  # PKU: folder of the official split files
     label_frames: str = "inclusive"  # PKU: [start-1, end) (1-based inclusive) or [start, end)
