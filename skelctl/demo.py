@@ -2,8 +2,9 @@
 
 synth (NTU-60 files) -> preprocess -> pretrain SkeleMixCLR+ (preset `demo`) and ISC (preset
 `demo-isc`) -> linear, 1-NN retrieval and 10% semi-supervised evaluation of each pretrained
-encoder AND of a randomly initialised twin (same architecture, seeded), so the table shows what
-pretraining adds. Every stage calls the function its own command calls (`synthesize`,
+encoder, of a randomly initialised twin (same architecture, seeded, BatchNorm fitted) and of the
+raw input coordinates (`--encoder raw`: no learning at all), so the table shows what
+pretraining adds and what any encoder must beat. Every stage calls the function its own command calls (`synthesize`,
 `preprocess`, `pretrain`, `evaluate_linear`, `evaluate_knn`, `evaluate_semisup`); the demo only
 chooses sizes and collects the numbers.
 
@@ -13,6 +14,7 @@ raw/                         synthetic NTU .skeleton files
 synth-ntu60.h5               the preprocessed dataset
 runs/<method>/               pretraining run (config.yaml, metrics.jsonl, encoder.pt, eval/)
 random/<method>/encoder.pt   the random twin of that run's encoder, and its eval/ outputs
+baseline-raw/<method>/eval/  the raw-coordinate baseline's outputs (that run's clip length)
 results.json, results.md     the final table
 ```
 """
@@ -37,7 +39,8 @@ BENCHMARK = "xsub"
 SEMISUP_FRACTION = 0.1
 METHODS = (("skelemix", "SkeleMixCLR+", "demo"), ("isc", "ISC", "demo-isc"))  # (key, name, preset)
 PROTOCOLS = (("linear", "linear"), ("knn", "1-NN"), ("semisup", "semi-sup 10%"))
-OUTPUTS = ("raw", "synth-ntu60.h5", "runs", "random", "results.json", "results.md")
+OUTPUTS = ("raw", "synth-ntu60.h5", "runs", "random", "baseline-raw", "results.json", "results.md")
+ENCODERS = ("pretrained", "random", "raw")  # the table's rows per method
 
 
 @dataclass(frozen=True)
@@ -86,9 +89,13 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(), force
         evaluation = run_cfg.evaluation
         results[key] = {"name": name, "preset": preset, "run": str(run_dir),
                         "precision": trained["precision"]}
-        for label, spec in (("pretrained", run_dir), ("random", twin)):
+        for label, spec in (("pretrained", run_dir), ("random", twin), ("raw", None)):
             done = stage(f"evaluate {name} {label}: linear, 1-NN, semi-supervised 10%")
-            results[key][label] = evaluate_encoder(spec, dataset, evaluation, settings)
+            if spec is None:  # the raw coordinates as that run's encoder sees them
+                results[key][label] = evaluate_raw(out / "baseline-raw" / key, run_cfg, dataset,
+                                                   evaluation, settings)
+            else:
+                results[key][label] = evaluate_encoder(spec, dataset, evaluation, settings)
             done()
     summary = {
         "dataset": str(dataset), "benchmark": BENCHMARK, "semisup_fraction": SEMISUP_FRACTION,
@@ -194,14 +201,36 @@ def evaluate_encoder(spec: Path, dataset: Path, evaluation: EvaluationConfig, se
     """Top-1 (percent) of one encoder (run dir or encoder.pt) on each of `protocols` (linear,
     knn = 1-NN, semisup = 10%), under the schedules `evaluation` gives (the pretrained run's,
     so a random twin gets the same)."""
-    from skelctl.evaluate.linear import evaluate_linear
-    from skelctl.evaluate.protocols import override, resolve_job, write_result
-    from skelctl.evaluate.retrieval import evaluate_knn
-    from skelctl.evaluate.semisup import evaluate_semisup, semisup_stage
+    from skelctl.evaluate.protocols import resolve_job
 
     job = resolve_job([str(spec)], data=str(dataset), benchmark=BENCHMARK, device=settings.device,
                       seed=settings.seed)
-    eval_dir = (spec if spec.is_dir() else spec.parent) / "eval"
+    return evaluate_job(job, (spec if spec.is_dir() else spec.parent) / "eval", evaluation, settings,
+                        protocols)
+
+
+def evaluate_raw(folder: Path, run_cfg: Any, dataset: Path, evaluation: EvaluationConfig,
+                 settings: DemoSettings) -> dict[str, float]:
+    """The no-learning floor: the run's input clips (its frames and normalisation), flattened,
+    under the same protocols; the linear probe z-scores them (their joints differ in scale)."""
+    from dataclasses import replace
+
+    from skelctl.evaluate.protocols import resolve_job
+
+    job = resolve_job(["raw"], data=str(dataset), benchmark=BENCHMARK, device=settings.device,
+                      seed=settings.seed, frames=run_cfg.data.frames, normalize=run_cfg.data.normalize)
+    evaluation = replace(evaluation, linear=replace(evaluation.linear, standardize=True))
+    return evaluate_job(job, folder / "eval", evaluation, settings)
+
+
+def evaluate_job(job: Any, eval_dir: Path, evaluation: EvaluationConfig, settings: DemoSettings,
+                 protocols: Sequence[str] = ("linear", "knn", "semisup")) -> dict[str, float]:
+    """Top-1 (percent) of a resolved evaluation job on each of `protocols`; outputs in `eval_dir`."""
+    from skelctl.evaluate.linear import evaluate_linear
+    from skelctl.evaluate.protocols import override, write_result
+    from skelctl.evaluate.retrieval import evaluate_knn
+    from skelctl.evaluate.semisup import evaluate_semisup, semisup_stage
+
     top1: dict[str, float] = {}
     if "linear" in protocols:
         stage = override(evaluation.linear, epochs=settings.linear_epochs)
@@ -227,11 +256,14 @@ def results_markdown(summary: dict[str, Any]) -> str:
         "|" + "---|" * (2 + len(PROTOCOLS)),
     ]
     for method in summary["methods"].values():
-        for label in ("pretrained", "random"):
+        for label in ENCODERS:
+            if label not in method:
+                continue
             numbers = method[label]
             cells = " | ".join(f"{numbers[key]:.1f}" for key, _ in PROTOCOLS)
             lines.append(f"| {method['name']} | {label} | {cells} |")
     precisions = ", ".join(f"{m['name']} {m['precision']}" for m in summary["methods"].values())
     lines += ["", f"Total time {summary['seconds']:.0f} s; pretrained in {precisions}. 'random' is the "
-              "same architecture, randomly initialised and evaluated with the same protocols."]
+              "same architecture, randomly initialised (BatchNorm fitted to the training clips); 'raw' is the input "
+              "coordinates themselves, flattened (no learning); all evaluated with the same protocols."]
     return "\n".join(lines) + "\n"

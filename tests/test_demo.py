@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from skelctl.data.layout import get_layout
-from skelctl.demo import METHODS, PROTOCOLS, random_twin, results_markdown
+from skelctl.demo import ENCODERS, METHODS, PROTOCOLS, random_twin, results_markdown
 from skelctl.engine.checkpoint import load_encoder, save_encoder
 from skelctl.errors import SkelctlError
 from skelctl.models import build_encoder
@@ -34,11 +34,13 @@ def test_demo_runs_end_to_end_and_writes_the_table(tmp_path):
     for key, method in summary["methods"].items():
         assert (out / "runs" / key / "encoder.pt").is_file()
         assert (out / "random" / key / "encoder.pt").is_file()
-        for label in ("pretrained", "random"):
+        assert (out / "baseline-raw" / key / "eval" / "knn-xsub").is_dir()
+        for label in ENCODERS:
             for protocol, _ in PROTOCOLS:
                 assert 0.0 <= method[label][protocol] <= 100.0
     table = (out / "results.md").read_text()
     assert table.count("| pretrained |") == 2 and table.count("| random |") == 2
+    assert table.count("| raw |") == 2
     for stage in ("synth ntu60", "pretrain SkeleMixCLR+", "pretrain ISC", "evaluate ISC random"):
         assert stage in result.stderr  # progress is shown on stderr
 

@@ -71,7 +71,7 @@ def small_isc(pair: tuple[str, str], queue_size: int = 256) -> ISC:
         for r in pair
     }
     views = ViewMaker(paper_defaults("isc").augment, LAYOUT, ISC_FRAMES, "joint")
-    return ISC(branches, views, moco.temperature, "graph" if "graph" in pair else pair[0])
+    return ISC(branches, views, moco.temperature, "sequence" if "sequence" in pair else pair[0])
 
 
 def views_of(method: nn.Module, n: int = 8, seed: int = 1) -> dict[str, torch.Tensor]:
@@ -341,7 +341,7 @@ def test_isc_pairs_contrast_across_representations(pair: tuple[str, str]) -> Non
     for branch in (first, second):
         assert all(p.grad is not None for p in branch.query.parameters())
         assert all(p.grad is None for p in branch.key.parameters())
-    assert method.primary == ("graph" if "graph" in pair else "sequence")
+    assert method.primary == ("sequence" if "sequence" in pair else "graph")
     assert set(method.export_encoders()) == set(pair)
 
 
@@ -444,7 +444,7 @@ def test_paper_configurations_build_with_full_size_encoders() -> None:
     assert sum(p.numel() for p in skelemix.branch.query.parameters()) == pytest.approx(0.921e6, rel=0.02)
     assert skelemix.primary == "stgcn" and skelemix.branch.queue.keys.shape == (128, 32768)
     isc = build_method(paper_defaults("isc"), LAYOUT)
-    assert isc.primary == "graph" and set(isc.export_encoders()) == {"sequence", "graph"}
+    assert isc.primary == "sequence" and set(isc.export_encoders()) == {"sequence", "graph"}
     assert isc.export_encoders()["sequence"].feature_dim == 2048
     assert isc.branches["graph"].queue.keys.shape == (128, 16384)
     out = isc(views_of(isc, n=2))

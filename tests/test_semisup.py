@@ -98,6 +98,19 @@ def test_fine_tune_trains_with_bn_in_train_mode(tiny_data: Path) -> None:
     assert result.scores.shape == (len(test), 4)
 
 
+def test_fine_tune_turns_dropout_off(tiny_data: Path) -> None:
+    """The reference fine-tuned in eval mode: BN is trained here (a documented fix), dropout
+    stays off as there."""
+    train, test, view = _banks(tiny_data)
+    encoder = nn.Sequential(tiny_encoder(), nn.Dropout(0.5))
+    encoder.feature_dim = encoder[0].feature_dim
+    modes: list[bool] = []
+    encoder[1].register_forward_pre_hook(lambda module, _: modes.append(module.training))
+    stage = StageConfig(epochs=1, batch_size=8, lr=0.05)
+    fine_tune(encoder, view, train, test, stage, num_classes=4, seed=0)
+    assert modes and not any(modes)
+
+
 def test_gradients_are_clipped_after_backward(tiny_data: Path) -> None:
     train, test, view = _banks(tiny_data)
     stage = StageConfig(epochs=1, batch_size=len(train), lr=1.0, momentum=0.0, weight_decay=0.0)
@@ -143,3 +156,13 @@ def test_a_new_epoch_count_keeps_the_schedule_shape():
     assert override(stage, epochs=1).milestones == () and override(stage, epochs=1).warmup_epochs == 0
     assert override(stage, epochs=60).milestones == (30, 50)
     assert override(stage, lr=0.5) == replace(stage, lr=0.5)  # no new epochs: schedule kept
+
+
+def test_min_steps_stretches_a_schedule_on_a_small_dataset():
+    from skelctl.evaluate.protocols import sized_stage
+
+    stage = StageConfig(epochs=10, batch_size=32, milestones=(6,), warmup_epochs=1, min_steps=400)
+    assert sized_stage(stage, clips=3200) == stage  # 100 steps an epoch: 1,000 >= 400
+    small = sized_stage(stage, clips=284)  # 9 steps an epoch: 90 < 400
+    assert small.epochs == 45 and small.milestones == (27,) and small.warmup_epochs == 4
+    assert sized_stage(replace(stage, min_steps=0), clips=10) == replace(stage, min_steps=0)

@@ -94,6 +94,12 @@ Normalization = Literal["sgn", "skelemix", "isc", "none"]
 NORMALIZATIONS: tuple[str, ...] = get_args(Normalization)
 
 
+def vertical_axis(mode: str) -> int:
+    """The coordinate that points up in `mode`'s input coordinates: z after `isc` (the spine
+    is turned onto +z), else the camera's y. Rotations "about the vertical" use it."""
+    return 2 if mode == "isc" else 1
+
+
 def normalize_clip(x: np.ndarray, layout: Layout, mode: str) -> np.ndarray:
     """One (T, M, V, C) clip in a paper's input coordinates (see `normalize_frames`)."""
     x = _check(x)

@@ -92,6 +92,9 @@ class StageConfig(OptimConfig):
     batch_size: int = field(default=128, metadata=_range(1, None))
     train_crop: tuple[float, float] | None = None  # random crop scale of the valid length; None: centre clip
     test_crop: float = field(default=1.0, metadata=_range(0.0, 1.0))  # centre crop fraction
+    # at least this many optimiser steps: on a small dataset `epochs` grows (milestones and
+    # warm-up scale with it), so a schedule written for NTU's 40k clips still trains; 0: off
+    min_steps: int = field(default=0, metadata=_range(0, None))
     # linear probe only: z-score the features with the train split's statistics (MAE's
     # affine-free BatchNorm); a fixed affine map, so it changes the optimisation, not the features
     standardize: bool = False

@@ -547,7 +547,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, show_progress: 
         }
         torch.manual_seed(derive_seed(cfg.train.seed, _INIT))  # same initial weights on every rank
         method = build_method(cfg.method, layout, cfg.data.frames, cfg.data.stream,
-                              in_channels=bank.frames.shape[-1]).to(device)
+                              in_channels=bank.frames.shape[-1], normalize=cfg.data.normalize).to(device)
         trainer = Trainer(cfg, run, ctx, device, method, bank, test_bank, layout, info, show_progress)
         trainer.restore()
         trainer.choose_precision()

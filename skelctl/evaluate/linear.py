@@ -32,6 +32,7 @@ from skelctl.evaluate.protocols import (
     lr_at,
     make_optimizer,
     output_name,
+    sized_stage,
 )
 
 CLASSIFIER_INIT_STD = 0.02  # the SkeleMixCLR reference initialises its new fc N(0, 0.02)
@@ -147,7 +148,7 @@ def run_linear(
         fixed_train = (source.features(loaded, view, train_idx, stage.test_crop, "train")
                        if stage.train_crop is None or stage.standardize else None)
         # without a train crop the train features are fixed; standardizing needs them as well
-        train: torch.Tensor | ClipBank = fixed_train if stage.train_crop is None else source.bank(train_idx)
+        train: torch.Tensor | ClipBank = fixed_train if stage.train_crop is None else source.bank(train_idx, view.normalize)
         with progress() as bar:
             task = bar.add_task(f"linear {view.stream}", total=stage.epochs)
 
@@ -172,6 +173,7 @@ def evaluate_linear(
     """The linear protocol end to end: train, report, write `out` (default
     `<run>/eval/linear-<benchmark>/`), return the JSON result."""
     out_dir = default_out_dir(job, output_name("linear", job), out)
+    stage = sized_stage(stage, len(job.dataset.split(job.benchmark, "train")))
     results, labels, num_train = run_linear(job, stage, seed, clip_source(job, out_dir, use_cache))
     return finish(job, out_dir, "linear", stage, results, labels, report_best,
                   {"num_train": num_train, "seed": seed})

@@ -271,6 +271,15 @@ def scaled_stage(stage: StageConfig, epochs: int) -> StageConfig:
                    warmup_epochs=min(round(stage.warmup_epochs * ratio), epochs - 1))
 
 
+def sized_stage(stage: StageConfig, clips: int) -> StageConfig:
+    """`stage` with enough epochs for `stage.min_steps` optimiser steps over `clips` training
+    clips (the schedule's shape kept, as `scaled_stage` does); unchanged when it has them."""
+    steps_per_epoch = max(1, math.ceil(clips / stage.batch_size))
+    if stage.epochs * steps_per_epoch >= stage.min_steps:
+        return stage
+    return scaled_stage(stage, math.ceil(stage.min_steps / steps_per_epoch))
+
+
 def schedule_description(stage: StageConfig) -> dict[str, Any]:
     return {
         "epochs": stage.epochs, "batch_size": stage.batch_size, "lr": stage.lr,
@@ -279,6 +288,7 @@ def schedule_description(stage: StageConfig) -> dict[str, Any]:
         "momentum": stage.momentum, "nesterov": stage.nesterov,
         "train_crop": None if stage.train_crop is None else list(stage.train_crop),
         "test_crop": stage.test_crop, "standardize": stage.standardize,
+        "min_steps": stage.min_steps,
     }
 
 

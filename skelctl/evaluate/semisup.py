@@ -35,6 +35,7 @@ from skelctl.evaluate.protocols import (
     lr_at,
     make_optimizer,
     output_name,
+    sized_stage,
 )
 
 MAX_GRAD_NORM = 35.0  # the SkeleMixCLR fine-tuning reference's clip value
@@ -76,6 +77,15 @@ class Classifier(nn.Module):
         return self.fc(self.encoder(x))
 
 
+def train_without_dropout(model: nn.Module) -> None:
+    """Train mode for BatchNorm (batch statistics, running averages updated), eval mode for
+    every dropout layer."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd):
+            module.eval()
+
+
 def fine_tune(
     encoder: nn.Module,
     view: ClipView,
@@ -88,8 +98,9 @@ def fine_tune(
     max_grad_norm: float = MAX_GRAD_NORM,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> Trained:
-    """Train `encoder` + a linear layer on `train` (BN and dropout in train mode); test after
-    the last epoch, and every `eval_every` epochs when > 0."""
+    """Train `encoder` + a linear layer on `train` (BN in train mode, dropout off as in the
+    reference, which fine-tuned in eval mode); test after the last epoch, and every
+    `eval_every` epochs when > 0."""
     device = train.device
     gen = torch.Generator(device=device).manual_seed(seed)
     model = Classifier(encoder, num_classes, gen).to(device)
@@ -98,7 +109,7 @@ def fine_tune(
     history: list[dict[str, Any]] = []
     scores = torch.zeros(0)
     for epoch in range(stage.epochs):
-        model.train()
+        train_without_dropout(model)
         loss_sum, seen = 0.0, 0
         epoch_batches = batches(len(train), stage.batch_size, gen, device)
         for step, idx in enumerate(epoch_batches):
@@ -176,6 +187,8 @@ def evaluate_semisup(
     out_dir = default_out_dir(job, output_name(protocol, job), out)
     if report_best and eval_every == 0:
         eval_every = 1
+    train_labels = job.dataset.labels[job.dataset.split(job.benchmark, "train")]
+    stage = sized_stage(stage, len(stratified_subset(train_labels, fraction, seed)))
     results, labels, names = run_semisup(job, stage, fraction, seed, eval_every, max_grad_norm)
     write_text_atomic(out_dir / "labelled.txt", "".join(f"{name}\n" for name in names))
     return finish(job, out_dir, protocol, stage, results, labels, report_best, {

@@ -27,8 +27,10 @@ NUM_PERSONS = 2  # bodies per clip in every stored dataset
 
 
 def build_method(cfg: MethodConfig, layout: Layout, frames: int = 64, stream: str = "joint",
-                 in_channels: int = 3) -> nn.Module:
-    """The method `cfg.name` with fresh encoders, heads, key twins and queues."""
+                 in_channels: int = 3, normalize: str = "sgn") -> nn.Module:
+    """The method `cfg.name` with fresh encoders, heads, key twins and queues, for clips in the
+    `normalize` input coordinates (its views rotate about that normalisation's vertical)."""
+    from skelctl.data.normalize import vertical_axis
     from skelctl.errors import SkelctlError
     from skelctl.methods.isc import ISC
     from skelctl.methods.moco import build_branch
@@ -36,7 +38,7 @@ def build_method(cfg: MethodConfig, layout: Layout, frames: int = 64, stream: st
     from skelctl.methods.skeletonclr import SkeletonCLR
     from skelctl.methods.views import ViewMaker
 
-    views = ViewMaker(cfg.augment, layout, frames, stream)
+    views = ViewMaker(cfg.augment, layout, frames, stream, vertical_axis(normalize))
     temperature = cfg.moco.temperature
     shape = {"frames": frames, "in_channels": in_channels, "num_persons": NUM_PERSONS,
              "pytorch_init": cfg.init == "pytorch"}
@@ -64,7 +66,8 @@ def build_method(cfg: MethodConfig, layout: Layout, frames: int = 64, stream: st
                             encoder_kwargs=cfg.representation_kwargs.get(r))
             for r in cfg.pair
         }
-        primary = "graph" if "graph" in cfg.pair else cfg.pair[0]
+        # the paper evaluates the sequence (GRU) encoder of a sequence + graph pretraining
+        primary = "sequence" if "sequence" in cfg.pair else cfg.pair[0]
         return ISC(branches, views, temperature, primary)
     raise SkelctlError(f"method.name: unknown method {cfg.name!r}")
 

@@ -19,13 +19,15 @@ class ViewMaker:
     do, so SkeleMix later pastes stream values, not joints.
     """
 
-    def __init__(self, augment: AugmentConfig, layout: Layout, frames: int, stream: str):
+    def __init__(self, augment: AugmentConfig, layout: Layout, frames: int, stream: str,
+                 vertical_axis: int = 1):
         if stream not in STREAMS:
             raise SkelctlError(f"unknown stream {stream!r} (expected one of {', '.join(STREAMS)})")
         self.augment = augment
         self.layout = layout
         self.frames = frames
         self.stream = stream
+        self.vertical_axis = vertical_axis  # the axis `augment.rotate` turns about
 
     @torch.no_grad()
     def __call__(self, bank: ClipBank, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -36,7 +38,7 @@ class ViewMaker:
         else:
             x = crop_resize(bank, idx, self.frames, cfg.crop_scale, gen)
         if cfg.rotate:
-            x = rotate(x, gen, cfg.rotate)
+            x = rotate(x, gen, cfg.rotate, self.vertical_axis)
         x = shear(x, gen, cfg.shear) if cfg.spatial == "shear" else isc_one_of(x, gen)
         return to_stream(x, self.stream, self.layout)
 
