@@ -356,3 +356,18 @@ def test_release_free_memory_returns_a_fragmented_heap_to_the_os():
     assert release_free_memory(above=100 * 2**20)
     assert before - _resident_bytes() > 150 * 2**20
     del chunks
+
+
+def test_a_preset_is_fitted_to_a_small_training_split():
+    from skelctl.engine.config import load_preset
+    from skelctl.engine.train import fit_to_dataset
+
+    cfg = load_preset("skelemix", ["train.batch_size=32", "train.epochs=10", "train.min_steps=400",
+                                   "optim.warmup_epochs=2", "optim.milestones=[8]",
+                                   "method.moco.queue_size=256", "method.moco.queue_fraction=0.25"])
+    small = fit_to_dataset(cfg, clips=284)  # 8 steps an epoch
+    assert small.train.epochs == 50 and small.optim.warmup_epochs == 10 and small.optim.milestones == (40,)
+    assert small.method.moco.queue_size == 64  # a quarter of 284 clips, in whole batches of 32
+    large = fit_to_dataset(cfg, clips=20_000)  # 625 steps an epoch: nothing to stretch
+    assert large.train.epochs == 10 and large.method.moco.queue_size == 256
+    assert fit_to_dataset(cfg, clips=40).method.moco.queue_size == 32  # at least one batch

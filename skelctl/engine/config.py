@@ -65,6 +65,9 @@ class TrainConfig:
     """How the loop runs. `batch_size` is the global batch (all ranks, all micro-batches)."""
 
     epochs: int = field(default=300, metadata=_range(1, None))
+    # at least this many steps: on a small dataset `epochs` grows (warm-up and milestones are
+    # in epochs and scale with it); 0: off
+    min_steps: int = field(default=0, metadata=_range(0, None))
     batch_size: int = field(default=128, metadata=_range(1, None))
     accumulate: int = field(default=1, metadata=_range(1, None))
     seed: int = field(default=2, metadata=_range(0, 2**63 - 1))
@@ -91,6 +94,8 @@ class StageConfig(OptimConfig):
     epochs: int = field(default=100, metadata=_range(1, None))
     batch_size: int = field(default=128, metadata=_range(1, None))
     train_crop: tuple[float, float] | None = None  # random crop scale of the valid length; None: centre clip
+    # fine-tuning stages: training clips turned up to this many degrees about the vertical
+    rotate: float = field(default=0.0, metadata=_range(0.0, 180.0))
     test_crop: float = field(default=1.0, metadata=_range(0.0, 1.0))  # centre crop fraction
     # at least this many optimiser steps: on a small dataset `epochs` grows (milestones and
     # warm-up scale with it), so a schedule written for NTU's 40k clips still trains; 0: off

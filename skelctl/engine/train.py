@@ -540,6 +540,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, show_progress: 
                 test_bank = ClipBank.from_dataset(ds, ds.split(cfg.data.benchmark, "test"), device,
                                                   normalize)
             layout, options = ds.layout, ds.options
+        cfg = fit_to_dataset(cfg, len(bank))
         info = {
             "method": cfg.method.name, "preset": cfg.preset, "dataset": str(dataset_path),
             "benchmark": cfg.data.benchmark, "stream": cfg.data.stream, "frames": cfg.data.frames,
@@ -558,6 +559,29 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, show_progress: 
         return summary if ctx.is_main else None
     finally:
         distributed.shutdown()
+
+
+def fit_to_dataset(cfg: PretrainConfig, clips: int) -> PretrainConfig:
+    """The sizes a preset derives from its training split of `clips` clips: epochs for
+    `train.min_steps` (milestones and warm-up scaled alike) and a queue of at most
+    `moco.queue_fraction` of the clips, in whole batches (at least one)."""
+    import dataclasses
+    import math
+
+    batch = cfg.train.batch_size
+    steps_per_epoch = max(1, clips // batch)
+    train, optim, moco = cfg.train, cfg.optim, cfg.method.moco
+    if train.min_steps and train.epochs * steps_per_epoch < train.min_steps:
+        epochs = math.ceil(train.min_steps / steps_per_epoch)
+        ratio = epochs / train.epochs
+        train = dataclasses.replace(train, epochs=epochs)
+        optim = dataclasses.replace(optim, warmup_epochs=round(optim.warmup_epochs * ratio),
+                                    milestones=tuple(round(m * ratio) for m in optim.milestones))
+    if moco.queue_fraction:
+        fitted = max(batch, int(moco.queue_fraction * clips) // batch * batch)
+        moco = dataclasses.replace(moco, queue_size=min(moco.queue_size, fitted))
+    method = dataclasses.replace(cfg.method, moco=moco)
+    return dataclasses.replace(cfg, train=train, optim=optim, method=method)
 
 
 def _open_run_dir(cfg: PretrainConfig, out: str | Path | None, ctx: DistContext) -> RunDir:

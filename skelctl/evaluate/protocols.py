@@ -288,7 +288,7 @@ def schedule_description(stage: StageConfig) -> dict[str, Any]:
         "momentum": stage.momentum, "nesterov": stage.nesterov,
         "train_crop": None if stage.train_crop is None else list(stage.train_crop),
         "test_crop": stage.test_crop, "standardize": stage.standardize,
-        "min_steps": stage.min_steps,
+        "min_steps": stage.min_steps, "rotate": stage.rotate,
     }
 
 

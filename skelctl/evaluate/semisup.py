@@ -19,8 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from skelctl.atomic import write_text_atomic
+from skelctl.augment.spatial import rotate
 from skelctl.console import progress
 from skelctl.data.clips import ClipBank
+from skelctl.data.normalize import vertical_axis
 from skelctl.engine.config import EvaluationConfig, StageConfig
 from skelctl.errors import SkelctlError
 from skelctl.evaluate.features import ClipView, embed
@@ -116,7 +118,10 @@ def fine_tune(
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(stage, epoch, (step + 1) / len(epoch_batches))
             crop_gen = gen if stage.train_crop is not None else None
-            logits = model(view.inputs(train, idx, train_crop, crop_gen))
+            x = view.inputs(train, idx, train_crop, crop_gen)
+            if stage.rotate:
+                x = rotate(x, gen, stage.rotate, vertical_axis(view.normalize))
+            logits = model(x)
             loss = F.cross_entropy(logits, train.labels[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

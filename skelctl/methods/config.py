@@ -27,6 +27,9 @@ class MocoConfig:
     """MoCo v2 queue, key momentum, softmax temperature and projection head."""
 
     queue_size: int = field(default=32768, metadata=_range(1, None))
+    # > 0: the queue holds at most this fraction of the training clips (whole batches): a queue
+    # near a small dataset's size holds stale keys of each query's own clip as negatives
+    queue_fraction: float = field(default=0.0, metadata=_range(0.0, 1.0))
     momentum: float = field(default=0.999, metadata=_range(0.0, 1.0))
     temperature: float = field(default=0.2, metadata=_range(1e-6, None))
     proj_dim: int = field(default=128, metadata=_range(1, None))
