@@ -41,7 +41,8 @@ def _write(obj: Any, tmp: Path, path: Path) -> None:
     except (OSError, RuntimeError) as exc:
         cause = next((e for e in (exc, exc.__context__, exc.__cause__) if isinstance(e, OSError)), None)
         reason = cause.strerror if cause is not None and cause.strerror else _first_line(exc)
-        raise RuntimeFailure(f"cannot write ({reason}); the previous file is kept", path) from exc
+        kept = "; the previous one is kept" if path.exists() else ""
+        raise RuntimeFailure(f"cannot write ({reason}){kept}", path) from exc
 
 
 def _save(obj: Any, path: Path, keep_previous: Path | None = None) -> None:

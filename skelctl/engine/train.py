@@ -587,6 +587,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, show_progress: 
         if ctx.is_main:
             err.print(f"run {run.path}: {cfg.method.name} on {device} ({trainer.precision.name}, "
                       f"{ctx.world_size} process(es)), {trainer.steps_per_epoch} steps/epoch", highlight=False)
+        claim.start(cfg)
         with deferred() as stop:
             summary = trainer.run(stop)
         claim.end(failed=False)
@@ -601,8 +602,9 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, show_progress: 
 
 class _RunClaim:
     """Rank 0 names, locks (`skelctl.lock`) and prepares the run directory; the other ranks
-    learn its path. A run that ends without having saved a checkpoint takes what it wrote
-    away with it, so the corrected command works on the same --out."""
+    learn its path. config.yaml is written when training starts (`start`), so a command that
+    fails before changes nothing in a started run; a run that ends without having saved a
+    checkpoint takes what it wrote away with it, so the corrected command works on the same --out."""
 
     def __init__(self, cfg: PretrainConfig, out: str | Path | None, ctx: DistContext):
         self.lock: FolderLock | None = None
@@ -613,16 +615,15 @@ class _RunClaim:
             self.created = not run.path.exists()
             run.prepare()
             self.lock = FolderLock(run.lock_path, run.path)  # a second writer fails here (exit 2)
-            self.run, self.previous_latest = run, None
-            try:
-                run.write_config(to_yaml(cfg))
-                if self.fresh:
-                    self.previous_latest = link_latest(run)
-            except BaseException:
-                self.end(failed=True)
-                raise
+            self.previous_latest = None
             path = str(run.path)
         self.run = RunDir(distributed.broadcast_object(path, ctx))
+
+    def start(self, cfg: PretrainConfig) -> None:
+        if self.lock is not None:
+            self.run.write_config(to_yaml(cfg))
+            if self.fresh:
+                self.previous_latest = link_latest(self.run)
 
     def end(self, failed: bool) -> None:
         if self.lock is None or not self.lock.held:
