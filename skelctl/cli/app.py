@@ -131,7 +131,7 @@ def report(failure: SkelctlError, json_out: bool) -> None:
     reason = " ".join(line.strip() for line in failure.reason.splitlines() if line.strip())
     one_line = SkelctlError(reason, failure.path, failure.line).message
     with contextlib.suppress(OSError):  # a closed pipe cannot take the message either
-        err.print(f"[red]error:[/red] {escape(one_line)}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(one_line)}", highlight=False, soft_wrap=True, emoji=False)
     if json_out:
         with contextlib.suppress(OSError):
             print_json({"ok": False, "error": {"path": failure.path, "line": failure.line,
