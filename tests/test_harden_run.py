@@ -454,7 +454,7 @@ def apply_damage(path: Path, how: tuple) -> None:
     path.write_bytes(bytes(data))
 
 
-@settings(max_examples=10, derandomize=True, deadline=None, database=None,
+@settings(max_examples=15, derandomize=True, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(damage=damage)
 def test_damaged_run_files_give_exit_0_1_or_2_one_line_one_document_and_keep_good_outputs(

@@ -425,4 +425,7 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 def load_config_file(path: str | Path) -> PretrainConfig:
     """A resolved `config.yaml` (as a run directory holds it)."""
-    return from_dict(PretrainConfig, read_yaml_mapping(path), str(path))
+    raw = read_yaml_mapping(path)
+    if not raw:  # skelctl writes every key: an empty file was truncated, not meant as defaults
+        raise SkelctlError("empty (a run's config.yaml holds all its settings)", path)
+    return from_dict(PretrainConfig, raw, str(path))
