@@ -12,7 +12,9 @@ truncated) still resumes from the newest intact state.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,20 +24,41 @@ from torch import nn
 
 from skelctl.atomic import atomic_path
 from skelctl.console import err
-from skelctl.errors import SkelctlError
+from skelctl.errors import RuntimeFailure, SkelctlError
 
 CHECKPOINT_FORMAT = "skelctl-checkpoint/1"
 ENCODER_FORMAT = "skelctl-encoder/1"
 
 
-def _save(obj: Any, path: Path, keep_previous: Path | None = None) -> None:
-    """torch.save to a temp file, fsync, then rename onto `path` (moving the old file aside)."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-        with open(tmp, "rb") as f:
+def _write(obj: Any, tmp: Path, path: Path) -> None:
+    """torch.save into `tmp` and fsync it. Through a Python file, so a full disk surfaces as
+    the OSError it is (torch's own writer says only "unexpected pos"): exit 1, naming `path`."""
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
             os.fsync(f.fileno())
+    except (OSError, RuntimeError) as exc:
+        cause = next((e for e in (exc, exc.__context__, exc.__cause__) if isinstance(e, OSError)), None)
+        reason = cause.strerror if cause is not None and cause.strerror else _first_line(exc)
+        kept = "; the previous one is kept" if path.exists() else ""
+        raise RuntimeFailure(f"cannot write ({reason}){kept}", path) from exc
+
+
+def _save(obj: Any, path: Path, keep_previous: Path | None = None) -> None:
+    """Write a temp file, then rename it onto `path` (moving the old file aside)."""
+    with atomic_path(path) as tmp:
+        _write(obj, tmp, path)
         if keep_previous is not None and path.exists():
             os.replace(path, keep_previous)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+_FOREIGN_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
 def _load(path: Path, expected_format: str) -> dict[str, Any]:
@@ -44,7 +67,13 @@ def _load(path: Path, expected_format: str) -> dict[str, Any]:
     except FileNotFoundError as exc:
         raise SkelctlError("file not found", path) from exc
     except Exception as exc:  # truncated zip, foreign pickle, bit rot: all mean "unusable"
-        raise SkelctlError(f"not a readable checkpoint ({type(exc).__name__}: {exc})", path) from exc
+        foreign = _FOREIGN_GLOBAL.search(str(exc))
+        if foreign:  # torch's advice (weights_only=False) would run the file's code: not offered
+            reason = (f"holds a Python object ({foreign.group(1)}), not only tensors; skelctl does "
+                      "not load such files (unpickling them can run arbitrary code)")
+        else:
+            reason = f"not a readable checkpoint ({_first_line(exc)})"
+        raise SkelctlError(reason, path) from exc
     if not isinstance(obj, dict) or obj.get("format") != expected_format:
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         raise SkelctlError(f"expected a {expected_format} file, found {found!r}", path)
@@ -79,10 +108,23 @@ def load_first_good(candidates: Iterable[Path]) -> tuple[dict[str, Any], Path] |
     return None
 
 
+def _encoder_file(encoder: nn.Module, info: dict[str, Any]) -> dict[str, Any]:
+    state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
+    return {"format": ENCODER_FORMAT, "config": dict(encoder.config), "state_dict": state, "info": info}
+
+
 def save_encoder(path: str | Path, encoder: nn.Module, info: dict[str, Any]) -> None:
     """An encoder with what rebuilds it (`encoder.config`) and where it came from (`info`)."""
-    state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
-    _save({"format": ENCODER_FORMAT, "config": dict(encoder.config), "state_dict": state, "info": info}, Path(path))
+    _save(_encoder_file(encoder, info), Path(path))
+
+
+def save_encoders(files: Iterable[tuple[Path, nn.Module, dict[str, Any]]]) -> None:
+    """Several encoder files that appear together or not at all: every one is written to its
+    temp file first, and they are renamed in only when all writes succeeded."""
+    with contextlib.ExitStack() as stack:
+        for path, encoder, info in files:
+            path = Path(path)
+            _write(_encoder_file(encoder, info), stack.enter_context(atomic_path(path)), path)
 
 
 def load_encoder(path_or_run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:

@@ -4,12 +4,15 @@ A preset is a YAML file whose keys mirror `PretrainConfig`. Anything the file le
 the dataclass default; anything it gets wrong (an unknown key, a wrong type, a value outside a
 `Literal` or a declared range) fails with ONE line naming the full dotted key, so a typo in a
 300-epoch run is caught before the first step. Ranges are declared with
-`field(metadata={"range": (lo, hi)})` (inclusive, either end may be None).
+`field(metadata={"range": (lo, hi)})` (inclusive, either end may be None; on a list, per item).
+Every float must be finite (`.nan`, `.inf` and `1e400` fail naming the key), and every float key
+declares a range (tests/test_harden_run.py checks the schema).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -93,7 +96,8 @@ class StageConfig(OptimConfig):
 
     epochs: int = field(default=100, metadata=_range(1, None))
     batch_size: int = field(default=128, metadata=_range(1, None))
-    train_crop: tuple[float, float] | None = None  # random crop scale of the valid length; None: centre clip
+    # random crop scale of the valid length; None: centre clip
+    train_crop: tuple[float, float] | None = field(default=None, metadata=_range(0.0, 1.0))
     # fine-tuning stages: training clips turned up to this many degrees about the vertical
     rotate: float = field(default=0.0, metadata=_range(0.0, 180.0))
     test_crop: float = field(default=1.0, metadata=_range(0.0, 1.0))  # centre crop fraction
@@ -200,7 +204,15 @@ def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
             return value
         raise _fail(source, key, f"expected {_type_name(tp)}, got {_show(value)}")
     if origin in (Union, types.UnionType):
-        for option in typing.get_args(tp):
+        options = typing.get_args(tp)
+        present = [o for o in options if o is not type(None)]
+        if value is not None and len(present) == 1:
+            try:
+                return _convert(present[0], value, source, key)
+            except SkelctlError as exc:  # `X | None`: keep X's message when it says more
+                if not exc.reason.startswith(f"{key}: expected {_type_name(present[0])}, got"):
+                    raise
+        for option in options:
             try:
                 return _convert(option, value, source, key)
             except SkelctlError:
@@ -226,10 +238,18 @@ def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
-            return float(value)  # YAML 1.1 reads `1e-3` (no dot) as a string
+            try:
+                number = float(value)
+            except OverflowError:  # an int past float's range
+                number = math.inf
+        elif isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            number = float(value)  # YAML 1.1 reads `1e-3` (no dot) as a string
+        if number is not None:
+            if not math.isfinite(number):  # .nan, .inf, 1e400: a run would only "diverge" later
+                raise _fail(source, key, f"expected a finite number, got {value!r}")
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -278,9 +298,10 @@ def _check_range(f: dataclasses.Field, value: Any, source: str, key: str) -> Non
     if bounds is None or value is None:
         return
     lo, hi = bounds
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        want = f">= {lo}" if hi is None else f"<= {hi}" if lo is None else f"in [{lo}, {hi}]"
-        raise _fail(source, key, f"expected a value {want}, got {value!r}")
+    for item in value if isinstance(value, (tuple, list)) else (value,):
+        if (lo is not None and not item >= lo) or (hi is not None and not item <= hi):  # NaN fails
+            want = f">= {lo}" if hi is None else f"<= {hi}" if lo is None else f"in [{lo}, {hi}]"
+            raise _fail(source, key, f"expected a value {want}, got {value!r}")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -315,6 +336,8 @@ def read_yaml_mapping(path: str | Path, text: str | None = None) -> dict[str, An
         text = Path(path).read_text() if text is None else text
     except OSError as exc:
         raise SkelctlError(f"cannot read ({exc.strerror or exc})", path) from exc
+    except UnicodeDecodeError as exc:
+        raise SkelctlError(f"not UTF-8 text (byte {exc.start})", path) from exc
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -339,6 +362,8 @@ def _preset_source(name_or_path: str | Path) -> tuple[str, str, str]:
             return path.read_text(), str(path), path.stem
         except OSError as exc:
             raise SkelctlError(f"cannot read ({exc.strerror or exc})", path) from exc
+        except UnicodeDecodeError as exc:
+            raise SkelctlError(f"not UTF-8 text (byte {exc.start})", path) from exc
     names = preset_names()
     if text_name not in names:
         raise SkelctlError(
@@ -411,4 +436,7 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 def load_config_file(path: str | Path) -> PretrainConfig:
     """A resolved `config.yaml` (as a run directory holds it)."""
-    return from_dict(PretrainConfig, read_yaml_mapping(path), str(path))
+    raw = read_yaml_mapping(path)
+    if not raw:  # skelctl writes every key: an empty file was truncated, not meant as defaults
+        raise SkelctlError("empty (a run's config.yaml holds all its settings)", path)
+    return from_dict(PretrainConfig, raw, str(path))

@@ -7,6 +7,7 @@ RUN/checkpoints/last.pt      newest training state (atomic; last.prev.pt is the 
 RUN/checkpoints/epoch_N.pt   kept every `train.keep_every_epochs` epochs
 RUN/encoder.pt               the primary encoder for downstream commands
 RUN/encoder_<name>.pt        every encoder the method exports
+RUN/.lock                    while a process writes the run: its pid (skelctl.lock)
 ```
 Runs without `--out` go to `runs/<preset>-<dataset>-<benchmark>-<YYYYmmdd-HHMMSS>/` and
 `runs/latest` links to the newest one.
@@ -18,6 +19,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,10 @@ class RunDir:
     def epoch_checkpoint(self, epoch: int) -> Path:
         return self.checkpoints / f"epoch_{epoch}.pt"
 
+    @property
+    def lock_path(self) -> Path:
+        return self.path / ".lock"
+
     def encoder_path(self, name: str | None = None) -> Path:
         return self.path / ("encoder.pt" if name is None else f"encoder_{name}.pt")
 
@@ -70,6 +76,28 @@ class RunDir:
     def is_started(self) -> bool:
         """A run directory that already holds a run (its resolved config)."""
         return self.config_path.is_file()
+
+    def has_checkpoint(self) -> bool:
+        """Whether any training state was saved (intact or not): else nothing here can resume."""
+        return self.last.exists() or self.last_prev.exists() or bool(self.epoch_checkpoints())
+
+    def discard_unstarted(self, created: bool) -> None:
+        """Remove what a run that saved no checkpoint wrote, so a corrected rerun on the same
+        folder starts clean: the whole folder when this run created it, else skelctl's files."""
+        if self.has_checkpoint():
+            return
+        if created:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        for path in (self.config_path, self.metrics_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        if self.checkpoints.is_dir():
+            for leftover in self.checkpoints.glob(".*.tmp"):  # an interrupted save's temp file
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+            with contextlib.suppress(OSError):
+                self.checkpoints.rmdir()
 
     # --- writing ---
     def prepare(self) -> None:
@@ -116,11 +144,28 @@ def new_run_dir(preset: str, dataset: str, benchmark: str, root: Path | None = N
     return RunDir(path)
 
 
-def link_latest(run: RunDir) -> None:
-    """Point `<runs root>/latest` at `run` (relative link, replaced atomically)."""
+def link_latest(run: RunDir, target: str | None = None) -> str | None:
+    """Point `<runs root>/latest` at `run` (relative link, replaced atomically), or at `target`
+    (a name in the same folder); returns what it pointed at before (None: nothing)."""
     latest = run.path.parent / "latest"
+    previous = None
+    with contextlib.suppress(OSError):
+        previous = os.readlink(latest)
     tmp = run.path.parent / f".latest.{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
-    os.symlink(run.path.name, tmp)
+    os.symlink(target or run.path.name, tmp)
     os.replace(tmp, latest)
+    return previous
+
+
+def unlink_latest(run: RunDir, previous: str | None) -> None:
+    """Undo `link_latest(run)` for a run that was discarded: `latest` points back at `previous`."""
+    latest = run.path.parent / "latest"
+    with contextlib.suppress(OSError):
+        if os.readlink(latest) != run.path.name:
+            return  # another run has linked itself since
+        if previous is None:
+            latest.unlink()
+        else:
+            link_latest(run, previous)

@@ -24,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +40,7 @@ from torch import nn
 from skelctl.atomic import atomic_path
 from skelctl.console import err, progress
 from skelctl.engine import distributed
-from skelctl.engine.checkpoint import load_first_good, save_checkpoint, save_encoder
+from skelctl.engine.checkpoint import load_first_good, save_checkpoint, save_encoders
 from skelctl.engine.config import (
     PretrainConfig,
     build_config,
@@ -57,8 +59,10 @@ from skelctl.engine.precision import (
     resolve_device,
     resolve_precision,
 )
-from skelctl.engine.rundir import RunDir, link_latest, new_run_dir
+from skelctl.engine.rundir import RunDir, link_latest, new_run_dir, unlink_latest
 from skelctl.errors import RuntimeFailure, SkelctlError
+from skelctl.interrupt import deferred
+from skelctl.lock import FolderLock
 from skelctl.methods.moco import frozen_key_networks
 from skelctl.models.layers import use_activation_checkpointing
 
@@ -151,6 +155,8 @@ def config_for_run(out: str | Path | None, preset: str | None, overrides: list[s
         cfg = build_config(to_dict(stored), str(run.config_path), overrides)
     else:
         cfg = load_preset(preset, overrides)
+    if not run.has_checkpoint():  # nothing was trained (a killed start): new settings start over
+        return cfg
     for key, (was, now) in _differences(to_dict(stored), to_dict(cfg)).items():
         if not any(key == k or key.startswith(k + ".") for k in RESUMABLE_KEYS):
             raise SkelctlError(
@@ -182,6 +188,7 @@ class TrainState:
     epoch_sums: dict[str, float] = field(default_factory=dict)  # loss parts summed over the epoch so far
     resumed_from: str | None = None
     last_checkpoint: str | None = None
+    saved_step: int = -1  # the global step the newest checkpoint holds
     epoch_records: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -221,16 +228,21 @@ class Trainer:
                 run.truncate_metrics(-1)  # a run killed before its first checkpoint starts over
             return
         checkpoint = found[0] if found is not None else load_first_good([Path(path)])[0]
-        self.method.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.precision = Precision(checkpoint["precision"])
-        self.scaler = make_scaler(self.precision, self.device)
-        if checkpoint.get("scaler"):
-            self.scaler.load_state_dict(checkpoint["scaler"])
-        self.state.epoch, self.state.epoch_step = checkpoint["epoch"], checkpoint["epoch_step"]
-        self.state.step = checkpoint["step"]
-        self.state.epoch_sums = dict(checkpoint["epoch_sums"])
+        try:
+            self.method.load_state_dict(checkpoint["model"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            self.precision = Precision(checkpoint["precision"])
+            self.scaler = make_scaler(self.precision, self.device)
+            if checkpoint.get("scaler"):
+                self.scaler.load_state_dict(checkpoint["scaler"])
+            self.state.epoch, self.state.epoch_step = int(checkpoint["epoch"]), int(checkpoint["epoch_step"])
+            self.state.step = int(checkpoint["step"])
+            self.state.epoch_sums = {str(k): float(v) for k, v in dict(checkpoint["epoch_sums"]).items()}
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:  # a foreign or edited file
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SkelctlError(f"checkpoint does not fit this run's config.yaml ({reason})", path) from exc
         self.state.resumed_from = self.state.last_checkpoint = path
+        self.state.saved_step = self.state.step
         distributed.barrier(self.ctx)
         if self.ctx.is_main:
             if Path(path) != run.last and run.last.exists():  # a broken last.pt must not become last.prev.pt
@@ -267,7 +279,9 @@ class Trainer:
                 p.grad = None
 
     # --- training ---
-    def run(self) -> dict[str, Any]:
+    def run(self, stop: threading.Event | None = None) -> dict[str, Any]:
+        """Train to `train.epochs`; `stop` (set by SIGINT/SIGTERM) ends the run before the next
+        step with a checkpoint of the step reached."""
         cfg, state = self.cfg, self.state
         model = distributed.wrap(self.method, self.ctx, self.device)
         forward = torch.compile(model) if cfg.train.compile else model
@@ -284,6 +298,8 @@ class Trainer:
                 permutation = epoch_permutation(cfg.train.seed, state.epoch, len(self.bank))
                 window = _Window()
                 for step in range(first_step, self.steps_per_epoch):
+                    if stop is not None and distributed.any_rank(stop.is_set(), self.ctx, self.device):
+                        self._interrupted(getattr(stop, "signum", signal.SIGTERM))
                     lr = lr_at(cfg, state.epoch, step, self.steps_per_epoch)
                     parts = self._step(model, forward, permutation, step, lr)
                     state.epoch_step, state.step = step + 1, state.step + 1
@@ -357,6 +373,20 @@ class Trainer:
             f"checkpoint is kept ({kept}). Try a lower optim.lr or --precision fp32."
         )
 
+    def _interrupted(self, signum: int) -> None:
+        """Save the step reached (unless saved already) and stop with how to resume."""
+        state, name = self.state, signal.Signals(signum).name
+        if state.step == 0:
+            raise RuntimeFailure(f"interrupted by {name} before the first step; nothing was saved")
+        if state.saved_step != state.step:
+            self._save()
+        where = self.run_dir.last.relative_to(self.run_dir.path)
+        raise RuntimeFailure(
+            f"interrupted by {name} after global step {state.step} (epoch {state.epoch + 1}, step "
+            f"{state.epoch_step} of {self.steps_per_epoch}); saved {where}; resume with "
+            f"`skelctl pretrain --out {self.run_dir.path}`", self.run_dir.path,
+        )
+
     # --- outputs (rank 0) ---
     def _log(self, record: dict[str, Any]) -> None:
         if self.ctx.is_main:
@@ -381,6 +411,7 @@ class Trainer:
         if self.ctx.is_main:
             save_checkpoint(self.run_dir.last, self._checkpoint_state(), keep_previous=self.run_dir.last_prev)
         self.state.last_checkpoint = str(self.run_dir.last)
+        self.state.saved_step = self.state.step
 
     def _end_epoch(self, ran: int, elapsed: float, lr: float) -> None:
         cfg, state = self.cfg, self.state
@@ -418,11 +449,13 @@ class Trainer:
     def _export_encoders(self) -> None:
         encoders = self.method.export_encoders()
         primary = getattr(self.method, "primary", next(iter(encoders)))
+        files = []
         for name, encoder in encoders.items():
             info = {**self.info, "epoch": self.state.epoch, "encoder": name}
-            save_encoder(self.run_dir.encoder_path(name), encoder, info)
+            files.append((self.run_dir.encoder_path(name), encoder, info))
             if name == primary:
-                save_encoder(self.run_dir.encoder_path(), encoder, info)
+                files.append((self.run_dir.encoder_path(), encoder, info))
+        save_encoders(files)  # all of an epoch's encoder files, or none of them
 
     def _progress(self, total: int) -> Any:
         if not self.show_progress:
@@ -523,8 +556,10 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, show_progress: 
     device = resolve_device(cfg.train.device)
     dataset_path = resolve_dataset(cfg.data.dataset)
     ctx, device = distributed.init_from_env(device)
+    claim = None
     try:
-        run = _open_run_dir(cfg, out, ctx)
+        claim = _RunClaim(cfg, out, ctx)
+        run = claim.run
         with open_dataset(dataset_path) as ds:
             if cfg.data.benchmark not in ds.benchmarks:
                 raise SkelctlError(
@@ -555,8 +590,15 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, show_progress: 
         if ctx.is_main:
             err.print(f"run {run.path}: {cfg.method.name} on {device} ({trainer.precision.name}, "
                       f"{ctx.world_size} process(es)), {trainer.steps_per_epoch} steps/epoch", highlight=False)
-        summary = trainer.run()
+        claim.start(cfg)
+        with deferred() as stop:
+            summary = trainer.run(stop)
+        claim.end(failed=False)
         return summary if ctx.is_main else None
+    except BaseException:
+        if claim is not None:
+            claim.end(failed=True)
+        raise
     finally:
         distributed.shutdown()
 
@@ -584,15 +626,38 @@ def fit_to_dataset(cfg: PretrainConfig, clips: int) -> PretrainConfig:
     return dataclasses.replace(cfg, train=train, optim=optim, method=method)
 
 
-def _open_run_dir(cfg: PretrainConfig, out: str | Path | None, ctx: DistContext) -> RunDir:
-    """Rank 0 names and prepares the run directory; the other ranks learn its path."""
-    path = None
-    if ctx.is_main:
-        fresh = out is None
-        run = new_run_dir(cfg.preset, cfg.data.dataset, cfg.data.benchmark) if fresh else RunDir(out)
-        run.prepare()
-        run.write_config(to_yaml(cfg))
-        if fresh:
-            link_latest(run)
-        path = str(run.path)
-    return RunDir(distributed.broadcast_object(path, ctx))
+class _RunClaim:
+    """Rank 0 names, locks (`skelctl.lock`) and prepares the run directory; the other ranks
+    learn its path. config.yaml is written when training starts (`start`), so a command that
+    fails before changes nothing in a started run; a run that ends without having saved a
+    checkpoint takes what it wrote away with it, so the corrected command works on the same --out."""
+
+    def __init__(self, cfg: PretrainConfig, out: str | Path | None, ctx: DistContext):
+        self.lock: FolderLock | None = None
+        path = None
+        if ctx.is_main:
+            self.fresh = out is None
+            run = new_run_dir(cfg.preset, cfg.data.dataset, cfg.data.benchmark) if self.fresh else RunDir(out)
+            self.created = not run.path.exists()
+            run.prepare()
+            self.lock = FolderLock(run.lock_path, run.path)  # a second writer fails here (exit 2)
+            self.previous_latest = None
+            path = str(run.path)
+        self.run = RunDir(distributed.broadcast_object(path, ctx))
+
+    def start(self, cfg: PretrainConfig) -> None:
+        if self.lock is not None:
+            self.run.write_config(to_yaml(cfg))
+            if self.fresh:
+                self.previous_latest = link_latest(self.run)
+
+    def end(self, failed: bool) -> None:
+        if self.lock is None or not self.lock.held:
+            return
+        try:
+            if failed:
+                self.run.discard_unstarted(self.created)
+                if self.fresh and not self.run.path.exists():
+                    unlink_latest(self.run, self.previous_latest)
+        finally:
+            self.lock.release()

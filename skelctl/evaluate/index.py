@@ -11,7 +11,8 @@ INDEX_DIR/meta.json     {"format": "skelctl-index/1", "index_type", "dim", "coun
 Similarity is the inner product of unit vectors (cosine). `exact` is `IndexFlatIP` inside an
 `IndexIDMap`; `ivf` (`IVF{nlist},Flat`, nlist ~ 4 sqrt(N)) and `hnsw` (HNSW32) trade exactness
 for speed on large galleries, and their recall against exact search is measured at build time.
-The directory is written next to its final place and renamed in, so a reader never sees half.
+The directory is written next to its final place and renamed in, so a reader never sees half;
+while one process builds it, `.INDEX_DIR.lock` beside it (`index_lock`) turns a second away.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import torch
 
 from skelctl import __version__
 from skelctl.errors import SkelctlError
+from skelctl.lock import folder_lock
 
 INDEX_FORMAT = "skelctl-index/1"
 INDEX_TYPES = ("exact", "ivf", "hnsw")
@@ -281,6 +283,17 @@ def gallery_index(index: faiss.Index, meta: dict[str, Any], index_type: str) -> 
         flat = faiss.downcast_index(index.index if isinstance(index, faiss.IndexIDMap) else index)
         vectors = torch.from_numpy(flat.reconstruct_n(0, flat.ntotal))
     return GalleryIndex(index, meta, vectors)
+
+
+def index_lock(directory: Path) -> contextlib.AbstractContextManager[None]:
+    """An exclusive lock on building `directory`, held from embedding to the rename (the lock
+    file sits beside the folder, which is replaced whole)."""
+    directory = Path(directory)
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SkelctlError(f"cannot write here ({exc.strerror or exc})", directory) from exc
+    return folder_lock(directory.parent / f".{directory.name}.lock", directory)
 
 
 def save_index(directory: Path, index: faiss.Index, meta: dict[str, Any]) -> None:

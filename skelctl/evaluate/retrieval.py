@@ -38,6 +38,7 @@ from skelctl.evaluate.index import (
     GalleryIndex,
     build_faiss,
     default_params,
+    index_lock,
     load_index,
     measure_recall,
     normalized,
@@ -280,8 +281,9 @@ def run_index(run_dir: Path, source: ClipSource, loaded: LoadedEncoder, view: Cl
         err.print(f"the run's encoder changed since {directory} was built: rebuilding it")
     else:
         err.print(f"building the run's index {directory} (first use)")
-    gallery = build_gallery(source, loaded, view, benchmark, "train", crop, "exact")
-    save_index(directory, gallery.index, gallery.meta)
+    with index_lock(directory):
+        gallery = build_gallery(source, loaded, view, benchmark, "train", crop, "exact")
+        save_index(directory, gallery.index, gallery.meta)
     return gallery
 
 
@@ -359,9 +361,10 @@ def build_index_dir(job: EvalJob, directory: Path, part: str, index_type: str, s
                     use_cache: bool = True) -> dict[str, Any]:
     """`retrieve --build`: embed split `part`, index it, write `directory`; the build summary."""
     loaded, view = single_encoder(job, "--build")
-    gallery = build_gallery(clip_source(job, None, use_cache), loaded, view, job.benchmark, part,
-                            job.evaluation.linear.test_crop, index_type, seed)
-    save_index(directory, gallery.index, gallery.meta)
+    with index_lock(directory):
+        gallery = build_gallery(clip_source(job, None, use_cache), loaded, view, job.benchmark, part,
+                                job.evaluation.linear.test_crop, index_type, seed)
+        save_index(directory, gallery.index, gallery.meta)
     meta = gallery.meta
     return {"index": str(directory), "index_type": index_type, "count": meta["count"],
             "dim": meta["dim"], "params": meta["params"], "recall": meta["recall"],

@@ -42,7 +42,8 @@ class AugmentConfig:
     """Per-view augmentation: one temporal crop, then one spatial transform."""
 
     temporal: Literal["pad_crop", "crop_resize"] = "pad_crop"
-    crop_scale: tuple[float, float] = (0.1, 1.0)  # crop_resize only: fraction of the valid length
+    # crop_resize only: fraction of the valid length
+    crop_scale: tuple[float, float] = field(default=(0.1, 1.0), metadata=_range(0.0, 1.0))
     spatial: Literal["shear", "isc_one_of"] = "shear"
     shear: float = field(default=0.5, metadata=_range(0.0, None))  # "shear": U(-shear, shear)
     rotate: float = field(default=0.0, metadata=_range(0.0, 180.0))  # degrees about the vertical; 0 = off (the papers)
