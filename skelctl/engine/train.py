@@ -524,28 +524,31 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, show_progress: 
     dataset_path = resolve_dataset(cfg.data.dataset)
     ctx, device = distributed.init_from_env(device)
     try:
-        run = _open_run_dir(cfg, out, ctx)
         with open_dataset(dataset_path) as ds:
             if cfg.data.benchmark not in ds.benchmarks:
                 raise SkelctlError(
                     f"data.benchmark: '{cfg.data.benchmark}' is not in this dataset (it has: "
                     f"{', '.join(ds.benchmarks) or 'none'})", dataset_path,
                 )
+            layout, options = ds.layout, ds.options
+            # built before any clip is read: a setting that cannot work fails first, by its key
+            torch.manual_seed(derive_seed(cfg.train.seed, _INIT))  # same initial weights on every rank
+            method = build_method(cfg.method, layout, cfg.data.frames, cfg.data.stream,
+                                  in_channels=ds.channels).to(device)
+            train_idx = ds.split(cfg.data.benchmark, "train")
+            check_batch(cfg, ctx.world_size, len(train_idx))
+            run = _open_run_dir(cfg, out, ctx)  # after the checks: a bad setting leaves no run
             if ctx.is_main:
                 err.print(f"loading the {cfg.data.benchmark} training split of {dataset_path}", highlight=False)
-            bank = ClipBank.from_dataset(ds, ds.split(cfg.data.benchmark, "train"), device)
+            bank = ClipBank.from_dataset(ds, train_idx, device)
             test_bank = None
             if cfg.train.knn_every and ctx.is_main:
                 test_bank = ClipBank.from_dataset(ds, ds.split(cfg.data.benchmark, "test"), device)
-            layout, options = ds.layout, ds.options
         info = {
             "method": cfg.method.name, "preset": cfg.preset, "dataset": str(dataset_path),
             "benchmark": cfg.data.benchmark, "stream": cfg.data.stream, "frames": cfg.data.frames,
             "preprocess_options": options, "layout": layout.to_dict(),
         }
-        torch.manual_seed(derive_seed(cfg.train.seed, _INIT))  # same initial weights on every rank
-        method = build_method(cfg.method, layout, cfg.data.frames, cfg.data.stream,
-                              in_channels=bank.frames.shape[-1]).to(device)
         trainer = Trainer(cfg, run, ctx, device, method, bank, test_bank, layout, info, show_progress)
         trainer.restore()
         trainer.choose_precision()
