@@ -60,7 +60,7 @@ def read_header(f: IO[bytes], size: int, max_bytes: int = MAX_BYTES) -> NpyHeade
         raise SkelctlError(f"not a readable .npy array ({exc})") from exc
     header = NpyHeader(tuple(int(n) for n in shape), np.dtype(dtype), bool(fortran_order), f.tell())
     if header.dtype.kind not in NUMBER_KINDS or header.dtype.fields is not None:
-        raise SkelctlError(f"dtype {header.dtype}, expected real numbers (float or integer)")
+        raise SkelctlError(f"dtype {header.dtype}, expected numbers (real: float or integer)")
     if any(n < 0 for n in header.shape):
         raise SkelctlError(f"shape {header.shape} has a negative size")
     claimed, held = header.nbytes, size - header.offset

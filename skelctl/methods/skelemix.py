@@ -69,7 +69,6 @@ class SkeleMixCLR(SkeletonCLR):
         super().__init__(branch, views, temperature, primary)
         self.mixing = mixing
         self.stride = stride  # input frames per feature frame of the encoder
-        check_mixing(mixing, views.frames, stride)
 
     @torch.no_grad()
     def make_views(self, bank: ClipBank, idx: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
