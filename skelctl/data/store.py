@@ -273,10 +273,12 @@ class SkeletonDataset:
             raise SkelctlError("dataset file not found", self.path)
         try:
             self._file = h5py.File(self.path, "r", rdcc_nbytes=64 * 2**20)
-        except OSError as exc:
-            raise SkelctlError(f"not a readable HDF5 file ({exc})", self.path) from exc
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            detail = " ".join(str(exc).split())
+            raise SkelctlError(f"not a readable HDF5 file ({detail})", self.path) from exc
         try:
-            self._read_index()
+            with self._damaged("index"):
+                self._read_index()
         except BaseException:
             self._file.close()
             raise
@@ -284,6 +286,17 @@ class SkeletonDataset:
 
     def _fail(self, key: str, what: str) -> SkelctlError:
         return SkelctlError(f"key '{key}': {what}", self.path)
+
+    @contextlib.contextmanager
+    def _damaged(self, what: str) -> Iterator[None]:
+        """h5py's errors on a damaged file (any of these types) as one line naming the file."""
+        try:
+            yield
+        except SkelctlError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError) as exc:
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise SkelctlError(f"damaged file: cannot read its {what} ({detail})", self.path) from exc
 
     def _read_index(self) -> None:
         f = self._file
@@ -363,7 +376,8 @@ class SkeletonDataset:
 
     @property
     def benchmarks(self) -> list[str]:
-        return sorted(self._file["split"]) if "split" in self._file else []
+        with self._damaged("splits"):
+            return sorted(self._file["split"]) if "split" in self._file else []
 
     def split(self, benchmark: str, part: str) -> np.ndarray:
         if part not in SPLIT_PARTS:
@@ -372,13 +386,18 @@ class SkeletonDataset:
         if key not in self._file:
             have = ", ".join(self.benchmarks) or "none"
             raise self._fail(f"/{key}", f"missing (benchmarks in this file: {have})")
-        indices = self._file[key][...].astype(np.int64)
+        with self._damaged(f"/{key}"):
+            indices = self._file[key][...].astype(np.int64)
         if len(indices) and (indices.min() < 0 or indices.max() >= len(self)):
             raise self._fail(f"/{key}", f"expected sample indices in 0..{len(self) - 1}")
         return indices
 
     @property
     def rejected(self) -> list[Rejection]:
+        with self._damaged("/rejected"):
+            return self._read_rejected()
+
+    def _read_rejected(self) -> list[Rejection]:
         if "rejected" not in self._file:
             return []
         group = self._file["rejected"]
@@ -398,7 +417,8 @@ class SkeletonDataset:
     @property
     def channels(self) -> int:
         """Coordinates per joint (3, or 2 for 2-D pose)."""
-        return int(self._file["joints"].shape[-1])
+        with self._damaged("/joints"):
+            return int(self._file["joints"].shape[-1])
 
     def load(self) -> SkeletonDataset:
         """Read every frame into RAM (NTU120 at native length: a few GB); returns self."""
@@ -470,8 +490,8 @@ class SkeletonDataset:
     def _read_joints(self, where: slice) -> np.ndarray:
         try:
             return self._file["joints"][where]
-        except OSError as exc:
-            raise self._fail("/joints", f"unreadable data ({exc})") from exc
+        except (OSError, ValueError, TypeError, RuntimeError) as exc:
+            raise self._fail("/joints", f"unreadable data ({' '.join(str(exc).split())})") from exc
 
     def close(self) -> None:
         self._file.close()
