@@ -242,6 +242,13 @@ def test_stopped_run_leaves_no_output(shared_fixtures, tmp_path, sig, existing):
         while _session_members(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _session_members(proc.pid) == [], "worker processes outlived the stopped run"
+        if sig == signal.SIGKILL and not existing:  # its temp file stays, until the next run
+            assert [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
+            small = ntu_raw(shared_fixtures, tmp_path / "small")
+            again = subprocess.run([sys.executable, "-m", "skelctl", "preprocess", "ntu60", str(small),
+                                    "-o", str(out), "--workers", "1"], capture_output=True, text=True)
+            assert again.returncode == 0, again.stderr
+            assert [p.name for p in out.parent.iterdir()] == [out.name]
     finally:
         if _session_members(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)

@@ -318,22 +318,6 @@ def test_row9_temp_files_of_dead_writers_are_removed_by_the_next_writer(tmp_path
     assert remove_stale_temps(out) == [alive]
 
 
-def test_row9_preprocess_after_kill_9_leaves_no_temp_file(shared_fixtures, tmp_path):
-    """The preprocess of the kill test in test_cli_preprocess, cut short at once: its temp file
-    stays; the next preprocess to the same OUT removes it."""
-    raw = ntu_raw(shared_fixtures, tmp_path / "raw")
-    out = tmp_path / "out" / "ntu60.h5"
-    out.parent.mkdir()
-    killed = subprocess.run([sys.executable, "-c", _DIE_WRITING.format(sig="SIGKILL"), str(out)],
-                            capture_output=True, text=True, cwd=REPO)
-    stale = out.parent / killed.stdout.strip()
-    assert stale.is_file()
-    done = subprocess.run([sys.executable, "-m", "skelctl", "preprocess", "ntu60", str(raw), "-o",
-                           str(out), "--workers", "1"], capture_output=True, text=True, cwd=REPO)
-    assert done.returncode == 0, done.stderr
-    assert [p.name for p in out.parent.iterdir()] == ["ntu60.h5"]
-
-
 @pytest.fixture
 def umask():
     def set_mask(mask: int) -> None:
