@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_preprocess import bad_corpus, ntu_raw
 
@@ -45,6 +46,7 @@ INFO_KEYS = {
     "classes",
     "length",
     "rejected",
+    "non_finite",
     "options",
     "layout",
 }
@@ -83,6 +85,7 @@ def test_json_summary_and_info(shared_fixtures, tmp_path, capsys, monkeypatch):
     info = json.loads(stdout)
     assert set(info) == INFO_KEYS
     assert info["samples"] == 11 and info["splits"] == summary["splits"] and info["rejected"] == []
+    assert info["non_finite"] == []
     assert info["frames"] == summary["frames"] and info["length"]["min"] >= 1
     assert sum(c["samples"] for c in info["classes"]) == 11 and len(info["classes"]) == 60
     assert info["options"]["bodies"] == "denoise" and info["layout"]["name"] == "ntu25"
@@ -161,6 +164,14 @@ def test_fatal_input_errors_exit_2_with_one_line(
     assert not out.exists()
 
 
+def _previous_dataset(out: Path) -> None:
+    from skelctl.data.layout import get_layout
+    from skelctl.data.store import DatasetWriter
+
+    with DatasetWriter(out, "ntu60", get_layout("ntu25"), ["a"], [1], {}) as writer:
+        writer.add("old", np.ones((4, 2, 25, 3), np.float32), 0)
+
+
 def _session_members(session: int) -> list[int]:
     members = []
     for entry in os.listdir("/proc"):
@@ -189,8 +200,9 @@ def test_stopped_run_leaves_no_output(shared_fixtures, tmp_path, sig, existing):
         shutil.copy(source, raw / f"S{1 + k % 17:03d}C001P{1 + k // 17:03d}R001A005.skeleton")
     out = tmp_path / "out" / "ntu60.h5"
     out.parent.mkdir()
-    if existing:
-        out.write_bytes(b"the previous dataset")
+    if existing:  # a dataset file (anything else is not replaced without --force)
+        _previous_dataset(out)
+        previous = out.read_bytes()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -220,7 +232,7 @@ def test_stopped_run_leaves_no_output(shared_fixtures, tmp_path, sig, existing):
         os.kill(proc.pid, sig)
         _, stderr = proc.communicate(timeout=60)
         if existing:
-            assert out.read_bytes() == b"the previous dataset"
+            assert out.read_bytes() == previous
         else:
             assert not out.exists()
         if sig == signal.SIGTERM:
@@ -230,6 +242,13 @@ def test_stopped_run_leaves_no_output(shared_fixtures, tmp_path, sig, existing):
         while _session_members(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _session_members(proc.pid) == [], "worker processes outlived the stopped run"
+        if sig == signal.SIGKILL and not existing:  # its temp file stays, until the next run
+            assert [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
+            small = ntu_raw(shared_fixtures, tmp_path / "small")
+            again = subprocess.run([sys.executable, "-m", "skelctl", "preprocess", "ntu60", str(small),
+                                    "-o", str(out), "--workers", "1"], capture_output=True, text=True)
+            assert again.returncode == 0, again.stderr
+            assert [p.name for p in out.parent.iterdir()] == [out.name]
     finally:
         if _session_members(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)

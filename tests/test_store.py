@@ -131,7 +131,7 @@ def test_failed_write_leaves_nothing_and_keeps_the_old_file(tmp_path, clips):
     out = tmp_path / "d.h5"
     out.write_bytes(b"previous")
     with pytest.raises(RuntimeError, match="boom"):
-        with DatasetWriter(out, "ntu60", LAYOUT, ["a"], [1], {}) as w:
+        with DatasetWriter(out, "ntu60", LAYOUT, ["a"], [1], {}, force=True) as w:
             w.add("s0", clips[0], 0)
             raise RuntimeError("boom")
     assert out.read_bytes() == b"previous"

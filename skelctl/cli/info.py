@@ -45,6 +45,8 @@ def dataset_info(ds: Any) -> dict[str, Any]:
         ],
         "length": stats,
         "rejected": [str(r) for r in ds.rejected],
+        # every frame is read: a damaged file is reported here, refused where clips are loaded
+        "non_finite": [ds.names[i] for i in ds.non_finite_samples()],
         "options": ds.options,
         "layout": ds.layout.to_dict(),
     }
@@ -89,6 +91,9 @@ def _print_report(report: dict[str, Any]) -> None:
     options = ", ".join(f"{k}={v}" for k, v in sorted(report["options"].items()))
     overview.add_row("options", escape(options))
     overview.add_row("rejected files", str(len(report["rejected"])))
+    if report["non_finite"]:
+        overview.add_row("damaged samples", f"[red]{len(report['non_finite'])} with NaN or "
+                         "infinite values[/red]")
     overview.add_row("skelctl", f"{report['skelctl_version']} ({report['created']})")
     err.print(overview)
 
@@ -102,3 +107,6 @@ def _print_report(report: dict[str, Any]) -> None:
     err.print(classes)
     for line in report["rejected"]:
         err.print(f"[yellow]rejected[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
+    for name in report["non_finite"]:
+        err.print(f"[red]NaN or infinite values[/red] in sample {escape(name)}: the file is "
+                  "damaged; commands that read it refuse it", highlight=False, soft_wrap=True)

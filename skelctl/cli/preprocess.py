@@ -105,6 +105,9 @@ def register(app: typer.Typer) -> None:
         layout: str | None = typer.Option(
             None, help="Skeleton layout name or YAML file, for kinds whose files do not fix it."
         ),
+        force: bool = typer.Option(
+            False, "--force", help="Replace OUT even if it is not a skelctl dataset file."
+        ),
     ) -> None:
         """Parse, denoise and normalise raw NTU RGB+D / PKU-MMD skeletons into one HDF5 file."""
         from skelctl.data.preprocess import PreprocessOptions, preprocess
@@ -135,7 +138,7 @@ def register(app: typer.Typer) -> None:
                     raise RuntimeFailure("interrupted; no output written", target)
                 bar.update(task, completed=done, total=total, bytes=nbytes)
 
-            summary = preprocess(kind, raw, target, options, on_progress)
+            summary = preprocess(kind, raw, target, options, on_progress, force=force)
         _print_summary(summary)
         if json_out:
             print_json(summary)

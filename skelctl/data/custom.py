@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
 from skelctl.data.layout import Layout, get_layout
+from skelctl.data.npy import read_header, read_npy
 from skelctl.data.preprocess import (
     Clip,
     Parsed,
@@ -119,11 +120,7 @@ class _Row:
 
 def _parse_array(task: ArrayTask, options: PreprocessOptions) -> Parsed:
     try:
-        try:
-            array = np.load(io.BytesIO(task.file.read()), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise SkelctlError(f"not a readable .npy array ({exc})") from exc
-        joints = to_clip(array, get_layout(task.layout))
+        joints = to_clip(read_npy(task.file.read()), get_layout(task.layout))
     except SkelctlError as exc:
         raise SkelctlError(f"{task.file.display}: {exc.reason}", task.labels_file, task.line) from exc
     clip = Clip(
@@ -218,7 +215,9 @@ def _array_problem(arrays: _ArraySource, name: str, layout: Layout) -> tuple[Raw
         return RawFile(name, 0), 0, arrays.missing(name)
     try:
         shape, dtype = arrays.header(file)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except SkelctlError as exc:
+        return file, 0, f"{file.display}: {exc.reason}"
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
         return file, 0, f"{file.display}: not a readable .npy array ({exc})"
     problem = shape_problem(shape, dtype, layout)
     return file, shape[-1] if shape else 0, problem and f"{file.display}: {problem}"
@@ -438,16 +437,12 @@ class _ArraySource:
         return sum(name not in named for name in (self.members if self.archive else self.npy))
 
     def header(self, file: RawFile) -> tuple[tuple[int, ...], np.dtype]:
-        """Shape and dtype from the .npy header only: every sample is checked without loading it."""
+        """Shape and dtype from the validated .npy header only (`read_header`: the data it
+        claims must be in the file): every sample is checked without loading it."""
         if self.zip is None:
             with open(file.member, "rb") as f:
-                return _read_header(f)
-        with self.zip.open(file.member) as f:
-            return _read_header(f)
-
-
-def _read_header(f: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
-    version = np.lib.format.read_magic(f)
-    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, _, dtype = read(f)
-    return tuple(shape), dtype
+                header = read_header(f, os.fstat(f.fileno()).st_size)
+        else:
+            with self.zip.open(file.member) as f:
+                header = read_header(f, file.size)
+        return header.shape, header.dtype

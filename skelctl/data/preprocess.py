@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import os
 import posixpath
+import stat
 import time
 import zipfile
 import zlib
@@ -196,7 +197,11 @@ def find_raw_files(
     seen = {p.resolve() for p in exclude}  # also guards against symlink cycles
     files: list[RawFile] = []
     rejected: list[Rejection] = []
-    for folder, dirs, names in os.walk(raw, followlinks=True):
+
+    def unlistable(exc: OSError) -> None:  # a folder that cannot be read: say so, go on
+        rejected.append(Rejection(str(exc.filename or raw), -1, f"unreadable folder ({exc.strerror or exc})"))
+
+    for folder, dirs, names in os.walk(raw, followlinks=True, onerror=unlistable):
         if Path(folder).resolve() in seen:
             dirs.clear()
             continue
@@ -205,7 +210,15 @@ def find_raw_files(
         for name in sorted(names):  # os.path, not Path objects: this loop is serial, per file
             path = os.path.join(folder, name)
             if name.lower().endswith(suffix):
-                files.append(RawFile(path, os.stat(path).st_size))
+                try:
+                    info = os.stat(path)
+                except OSError as exc:  # a dangling link, a link loop: that entry only
+                    rejected.append(Rejection(path, -1, f"unreadable ({exc.strerror or exc})"))
+                    continue
+                if stat.S_ISREG(info.st_mode):
+                    files.append(RawFile(path, info.st_size))
+                else:  # a FIFO or device would block or never end
+                    rejected.append(Rejection(path, -1, "not a regular file"))
             elif name.lower().endswith(".zip"):
                 members, bad = _archive_members(Path(path), suffix)
                 files += members
@@ -488,11 +501,13 @@ def preprocess(
     out: str | Path,
     options: PreprocessOptions | None = None,
     on_progress: ProgressCallback | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Turn RAW (folder or zip archives) into the dataset file OUT; returns the run summary.
 
     Bad files are recorded (`/rejected`) and skipped; with `options.strict` the first one fails
-    the run. OUT appears only when everything succeeded; an existing OUT is replaced atomically.
+    the run. OUT appears only when everything succeeded; an existing OUT is replaced atomically,
+    and only if it is a skelctl dataset (or `force`); OUT is never one of the inputs.
     Summary (`skelctl preprocess --json`): kind, output, samples, frames, classes, files (raw
     files considered), rejected (count), excluded ({reason: files skipped on purpose}), splits
     ({benchmark: {train, test}}), workers, seconds, files_per_s, mb_per_s, input_mb,
@@ -516,6 +531,7 @@ def preprocess(
         raise SkelctlError(
             f"no {kind} raw files found (searched recursively, zip archives included)", raw
         )
+    _check_not_an_input(out, plan)
     if options.strict and plan.rejected:
         _fail_strict(plan.rejected[0])
     total = len(plan.tasks)
@@ -527,7 +543,8 @@ def preprocess(
     layout = _layout(plan.layout)
     with (
         DatasetWriter(
-            out, kind, layout, plan.class_names, plan.label_map, options.recorded(), plan.channels
+            out, kind, layout, plan.class_names, plan.label_map, options.recorded(), plan.channels,
+            force,
         ) as writer,
         contextlib.closing(
             ordered_map(work, plan.tasks, [t.file.size for t in plan.tasks], workers)
@@ -581,6 +598,24 @@ def preprocess(
         "input_mb": round(read / 1e6, 2),
         "rejected_files": [str(r) for r in rejected],
     }
+
+
+def _check_not_an_input(out: Path, plan: SourcePlan) -> None:
+    """Refuse an OUT that is one of the files the plan reads (same inode: links count too)."""
+    try:
+        target = os.stat(out)
+    except OSError:
+        return  # nothing there yet: it cannot be an input
+    candidates = set()
+    for task in plan.tasks:  # raw files of another size cannot be OUT: no stat for them
+        if task.file.archive is not None or task.file.size == target.st_size:
+            candidates.add(task.file.archive or task.file.member)
+        candidates.update(p for p in (getattr(task, "label_file", None),
+                                      getattr(task, "labels_file", None)) if p)
+    for path in candidates:
+        with contextlib.suppress(OSError):
+            if os.path.samestat(os.stat(path), target):
+                raise SkelctlError("output is one of the raw inputs; choose another -o path", out)
 
 
 def _fail_strict(first: Rejection) -> None:

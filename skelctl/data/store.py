@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -54,6 +55,7 @@ CHUNK_FRAMES = 256
 COMPRESSION = "lzf"
 _BUFFER_CHUNKS = 16  # frames are appended in whole chunks; at most this many wait in memory
 _READ_BLOCK_FRAMES = CHUNK_FRAMES * 64
+_CHECK_FRAMES = 8192  # frames per finiteness check (a bool temp of at most 1.2 MB for NTU)
 _REQUIRED_KEYS = ("joints", "offsets", "length", "name", "label", *META_COLUMNS)
 _REQUIRED_ATTRS = ("kind", "layout", "class_names", "label_map", "options", "skelctl_version")
 
@@ -74,6 +76,7 @@ class DatasetWriter:
         label_map: Sequence[int],
         options: dict[str, Any],
         channels: int = 3,
+        force: bool = False,
     ):
         if len(class_names) != len(label_map):
             raise ValueError("class_names and label_map must have one entry per class")
@@ -83,6 +86,7 @@ class DatasetWriter:
         self.class_names = list(class_names)
         self.label_map = [int(raw) for raw in label_map]
         self.options = options
+        self.force = force  # replace an existing OUT even if it is not a skelctl dataset
         self.frame_shape = (NUM_BODIES, layout.num_joints, channels)
         self._buffer = np.zeros((CHUNK_FRAMES * _BUFFER_CHUNKS, *self.frame_shape), np.float32)
         self._buffered = 0
@@ -99,6 +103,8 @@ class DatasetWriter:
     def __enter__(self) -> DatasetWriter:
         if self.out.is_dir():
             raise SkelctlError("output is a directory, expected a .h5 file path", self.out)
+        if not self.force and (problem := foreign_file(self.out)):
+            raise SkelctlError(f"exists and {problem}: pass --force to replace it", self.out)
         with contextlib.ExitStack() as stack:
             tmp = stack.enter_context(atomic_path(self.out))
             try:
@@ -240,6 +246,20 @@ class DatasetWriter:
         )
 
 
+def foreign_file(path: Path) -> str:
+    """Why an existing `path` is not a skelctl dataset file ('' if it is one or is absent)."""
+    if not os.path.lexists(path):
+        return ""
+    try:
+        if not h5py.is_hdf5(path):
+            return "is not an HDF5 file"
+        with h5py.File(path, "r") as f:
+            found = f.attrs.get("format")
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ours"
+        return f"cannot be read as a skelctl dataset ({type(exc).__name__})"
+    return "" if found == FORMAT else "is not a skelctl dataset"
+
+
 class SkeletonDataset:
     """A dataset file opened for reading: small columns in RAM, frames read lazily or loaded.
 
@@ -253,10 +273,12 @@ class SkeletonDataset:
             raise SkelctlError("dataset file not found", self.path)
         try:
             self._file = h5py.File(self.path, "r", rdcc_nbytes=64 * 2**20)
-        except OSError as exc:
-            raise SkelctlError(f"not a readable HDF5 file ({exc})", self.path) from exc
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            detail = " ".join(str(exc).split())
+            raise SkelctlError(f"not a readable HDF5 file ({detail})", self.path) from exc
         try:
-            self._read_index()
+            with self._damaged("index"):
+                self._read_index()
         except BaseException:
             self._file.close()
             raise
@@ -264,6 +286,17 @@ class SkeletonDataset:
 
     def _fail(self, key: str, what: str) -> SkelctlError:
         return SkelctlError(f"key '{key}': {what}", self.path)
+
+    @contextlib.contextmanager
+    def _damaged(self, what: str) -> Iterator[None]:
+        """h5py's errors on a damaged file (any of these types) as one line naming the file."""
+        try:
+            yield
+        except SkelctlError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError) as exc:
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise SkelctlError(f"damaged file: cannot read its {what} ({detail})", self.path) from exc
 
     def _read_index(self) -> None:
         f = self._file
@@ -343,7 +376,8 @@ class SkeletonDataset:
 
     @property
     def benchmarks(self) -> list[str]:
-        return sorted(self._file["split"]) if "split" in self._file else []
+        with self._damaged("splits"):
+            return sorted(self._file["split"]) if "split" in self._file else []
 
     def split(self, benchmark: str, part: str) -> np.ndarray:
         if part not in SPLIT_PARTS:
@@ -352,13 +386,18 @@ class SkeletonDataset:
         if key not in self._file:
             have = ", ".join(self.benchmarks) or "none"
             raise self._fail(f"/{key}", f"missing (benchmarks in this file: {have})")
-        indices = self._file[key][...].astype(np.int64)
+        with self._damaged(f"/{key}"):
+            indices = self._file[key][...].astype(np.int64)
         if len(indices) and (indices.min() < 0 or indices.max() >= len(self)):
             raise self._fail(f"/{key}", f"expected sample indices in 0..{len(self) - 1}")
         return indices
 
     @property
     def rejected(self) -> list[Rejection]:
+        with self._damaged("/rejected"):
+            return self._read_rejected()
+
+    def _read_rejected(self) -> list[Rejection]:
         if "rejected" not in self._file:
             return []
         group = self._file["rejected"]
@@ -375,10 +414,18 @@ class SkeletonDataset:
                 "/rejected", f"expected path, line and reason of equal length ({exc})"
             ) from exc
 
+    @property
+    def channels(self) -> int:
+        """Coordinates per joint (3, or 2 for 2-D pose)."""
+        with self._damaged("/joints"):
+            return int(self._file["joints"].shape[-1])
+
     def load(self) -> SkeletonDataset:
         """Read every frame into RAM (NTU120 at native length: a few GB); returns self."""
         if self._frames is None:
-            self._frames = self._read_joints(slice(None))
+            frames = self._read_joints(slice(None))
+            self._refuse_non_finite(frames, self.offsets, np.arange(len(self)))
+            self._frames = frames
         return self
 
     def clip(self, i: int) -> np.ndarray:
@@ -387,9 +434,32 @@ class SkeletonDataset:
             raise IndexError(f"sample {i} outside 0..{len(self) - 1}")
         i %= len(self)
         start, stop = self.offsets[i], self.offsets[i + 1]
-        if self._frames is not None:
+        if self._frames is not None:  # checked by load()
             return self._frames[start:stop].copy()
-        return self._read_joints(slice(start, stop))
+        frames = self._read_joints(slice(start, stop))
+        self._refuse_non_finite(frames, np.array([0, stop - start]), np.array([i]))
+        return frames
+
+    def non_finite_samples(self) -> np.ndarray:
+        """Indices of the samples holding NaN or infinite values (reads every frame, in blocks)."""
+        bad: list[np.ndarray] = []
+        total = int(self.offsets[-1])
+        for start in range(0, total, _READ_BLOCK_FRAMES):
+            where = slice(start, min(start + _READ_BLOCK_FRAMES, total))
+            block = self._frames[where] if self._frames is not None else self._read_joints(where)
+            bad.append(start + _non_finite_frames(block))
+        frames = np.concatenate(bad) if bad else np.zeros(0, np.int64)
+        return np.unique(np.searchsorted(self.offsets, frames, side="right") - 1)
+
+    def _refuse_non_finite(self, frames: np.ndarray, offsets: np.ndarray, samples: np.ndarray) -> None:
+        """Raise naming the first sample of `frames` (laid out by `offsets`) with NaN or inf."""
+        bad = _non_finite_frames(frames)
+        if len(bad) == 0:
+            return
+        k = int(np.searchsorted(offsets, bad[0], side="right") - 1)
+        i = int(samples[k])
+        raise self._fail("/joints", f"sample {i} ({self.names[i]}) holds NaN or infinite values "
+                         f"(first in its frame {int(bad[0] - offsets[k]) + 1}); the file is damaged")
 
     def frames_for(self, indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The frames of `indices` back to back, in the order given, and their offsets (len+1).
@@ -402,7 +472,7 @@ class SkeletonDataset:
             raise IndexError(f"sample indices must lie in 0..{len(self) - 1}")
         starts, stops = self.offsets[indices], self.offsets[indices + 1]
         out_offsets = np.concatenate([[0], np.cumsum(stops - starts)]).astype(np.int64)
-        if self._frames is not None:
+        if self._frames is not None:  # checked by load()
             frames = self._frames[_ranges(starts, stops)]
             return frames, out_offsets
         joints = self._file["joints"]
@@ -414,13 +484,14 @@ class SkeletonDataset:
                 frames[out_offsets[k] : out_offsets[k + 1]] = block[
                     starts[k] - block_start : stops[k] - block_start
                 ]
+        self._refuse_non_finite(frames, out_offsets, indices)
         return frames, out_offsets
 
     def _read_joints(self, where: slice) -> np.ndarray:
         try:
             return self._file["joints"][where]
-        except OSError as exc:
-            raise self._fail("/joints", f"unreadable data ({exc})") from exc
+        except (OSError, ValueError, TypeError, RuntimeError) as exc:
+            raise self._fail("/joints", f"unreadable data ({' '.join(str(exc).split())})") from exc
 
     def close(self) -> None:
         self._file.close()
@@ -430,6 +501,16 @@ class SkeletonDataset:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _non_finite_frames(frames: np.ndarray) -> np.ndarray:
+    """Indices of the frames holding NaN or inf; checked in slabs, so memory stays bounded."""
+    bad = []
+    for start in range(0, len(frames), _CHECK_FRAMES):
+        slab = frames[start : start + _CHECK_FRAMES]
+        if not np.isfinite(slab).all():  # the rare case pays for the per-frame search
+            bad.append(start + np.flatnonzero(~np.isfinite(slab).reshape(len(slab), -1).all(1)))
+    return np.concatenate(bad) if bad else np.zeros(0, np.int64)
 
 
 def _strings(values: Sequence[str]) -> np.ndarray:

@@ -566,24 +566,27 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, show_progress: 
                     f"data.benchmark: '{cfg.data.benchmark}' is not in this dataset (it has: "
                     f"{', '.join(ds.benchmarks) or 'none'})", dataset_path,
                 )
+            layout, options = ds.layout, ds.options
+            train_idx = ds.split(cfg.data.benchmark, "train")
+            cfg = fit_to_dataset(cfg, len(train_idx))
+            # built before any clip is read: a setting that cannot work fails first, by its key
+            torch.manual_seed(derive_seed(cfg.train.seed, _INIT))  # same initial weights on every rank
+            method = build_method(cfg.method, layout, cfg.data.frames, cfg.data.stream,
+                                  in_channels=ds.channels, normalize=cfg.data.normalize).to(device)
+            check_batch(cfg, ctx.world_size, len(train_idx))
             if ctx.is_main:
                 err.print(f"loading the {cfg.data.benchmark} training split of {dataset_path}", highlight=False)
             normalize = cfg.data.normalize
-            bank = ClipBank.from_dataset(ds, ds.split(cfg.data.benchmark, "train"), device, normalize)
+            bank = ClipBank.from_dataset(ds, train_idx, device, normalize)
             test_bank = None
             if cfg.train.knn_every and ctx.is_main:
                 test_bank = ClipBank.from_dataset(ds, ds.split(cfg.data.benchmark, "test"), device,
                                                   normalize)
-            layout, options = ds.layout, ds.options
-        cfg = fit_to_dataset(cfg, len(bank))
         info = {
             "method": cfg.method.name, "preset": cfg.preset, "dataset": str(dataset_path),
             "benchmark": cfg.data.benchmark, "stream": cfg.data.stream, "frames": cfg.data.frames,
             "normalize": cfg.data.normalize, "preprocess_options": options, "layout": layout.to_dict(),
         }
-        torch.manual_seed(derive_seed(cfg.train.seed, _INIT))  # same initial weights on every rank
-        method = build_method(cfg.method, layout, cfg.data.frames, cfg.data.stream,
-                              in_channels=bank.frames.shape[-1], normalize=cfg.data.normalize).to(device)
         trainer = Trainer(cfg, run, ctx, device, method, bank, test_bank, layout, info, show_progress)
         trainer.restore()
         trainer.choose_precision()

@@ -28,6 +28,7 @@ from skelctl.augment.temporal import crop_resize
 from skelctl.console import progress
 from skelctl.data.clips import ClipBank
 from skelctl.data.layout import Layout
+from skelctl.data.npy import read_npy
 from skelctl.errors import SkelctlError
 from skelctl.paths import runs_root
 
@@ -259,8 +260,8 @@ class FeatureCache:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
         path = self.directory / f"{digest}.npy"
         if path.is_file():
-            with contextlib.suppress(OSError, ValueError):
-                return torch.from_numpy(np.load(path, allow_pickle=False))
+            with contextlib.suppress(SkelctlError):  # damaged: computed and written again
+                return torch.from_numpy(np.asarray(read_npy(path, max_bytes=1 << 40), np.float32))
         features = compute()
         with atomic_path(path, suffix=".npy") as tmp:
             with tmp.open("wb") as handle:

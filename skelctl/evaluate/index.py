@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from skelctl import __version__
+from skelctl.atomic import plain_mode, remove_stale_temps, temp_prefix
 from skelctl.errors import SkelctlError
 from skelctl.lock import folder_lock
 
@@ -312,14 +313,16 @@ def save_index(directory: Path, index: faiss.Index, meta: dict[str, Any]) -> Non
             "skelctl_version": __version__}
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+        remove_stale_temps(directory)
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(directory), suffix=".tmp", dir=directory.parent))
+        tmp.chmod(plain_mode(directory=True))  # mkdtemp's 0700 would become the index's mode
     except OSError as exc:
         raise SkelctlError(f"cannot write here ({exc.strerror or exc})", directory) from exc
     try:
         faiss.write_index(index, str(tmp / INDEX_FILE))
         (tmp / META_FILE).write_text(json.dumps(meta))
         if directory.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".old", dir=directory.parent))
+            old = Path(tempfile.mkdtemp(prefix=temp_prefix(directory), suffix=".old", dir=directory.parent))
             os.replace(directory, old / "index")
             os.replace(tmp, directory)
             shutil.rmtree(old, ignore_errors=True)

@@ -29,7 +29,7 @@ from skelctl.data.normalize import NORMALIZATIONS
 from skelctl.data.store import SkeletonDataset, open_dataset
 from skelctl.engine.config import EvaluationConfig, StageConfig, load_config_file, load_preset
 from skelctl.engine.precision import resolve_device
-from skelctl.errors import SkelctlError
+from skelctl.errors import RuntimeFailure, SkelctlError
 from skelctl.evaluate.features import (
     ClipSource,
     ClipView,
@@ -436,6 +436,16 @@ def write_report(
         write_text_atomic(out_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
 
 
+def refuse_non_finite(trained: Trained, what: str, out_dir: Path) -> None:
+    """A diverged classifier fails the job before anything is written: OUT keeps the previous
+    (good) result instead of NaN scores reported as top-1 0."""
+    losses = [h["loss"] for h in trained.history if "loss" in h]
+    if torch.isfinite(trained.scores).all() and all(math.isfinite(x) for x in losses):
+        return
+    raise RuntimeFailure(f"{what}: the loss or test scores are NaN or infinite; nothing written "
+                         "(a previous result there is kept)", out_dir)
+
+
 def write_result(out_dir: Path, result: dict[str, Any]) -> None:
     write_text_atomic(out_dir / "result.json", json.dumps(result, indent=2) + "\n")
 
@@ -455,6 +465,8 @@ def finish(
     selected on the test set, only when asked and labelled as such."""
     class_names = job.dataset.class_names
     several = len(trained) > 1
+    for view, result in zip(job.views, trained, strict=True):
+        refuse_non_finite(result, f"{protocol} ({view.stream} stream)", out_dir)
     streams: dict[str, Any] = {}
     for view, result in zip(job.views, trained, strict=True):
         report = classification_report(result.scores, test_labels, job.num_classes)

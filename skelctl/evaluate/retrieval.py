@@ -13,7 +13,7 @@ Query arrays (.npy, float) come in one of three documented layouts:
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,7 +24,7 @@ import torch
 from skelctl.console import err
 from skelctl.data.clips import ClipBank
 from skelctl.data.layout import Layout
-from skelctl.errors import SkelctlError
+from skelctl.errors import RuntimeFailure, SkelctlError
 from skelctl.evaluate.features import (
     ClipSource,
     ClipView,
@@ -97,8 +97,8 @@ def as_clip(array: np.ndarray, layout: Layout, persons: int, channels: int, sour
         raise SkelctlError("query has no frames", source)
     if clip.shape[1] > persons:
         raise SkelctlError(f"query has {clip.shape[1]} bodies, the gallery at most {persons}", source)
-    if not np.issubdtype(clip.dtype, np.number):
-        raise SkelctlError(f"query array has dtype {clip.dtype}, expected numbers", source)
+    if clip.dtype.kind not in "fiu":  # complex would lose its imaginary part
+        raise SkelctlError(f"query array has dtype {clip.dtype}, expected real numbers", source)
     clip = clip.astype(np.float32)
     if not np.isfinite(clip).all():
         raise SkelctlError("query contains NaN or infinite values", source)
@@ -115,11 +115,9 @@ def load_query(path: Path, layout: Layout, options: dict[str, Any], persons: int
     if path.suffix == ".skeleton":
         clip = _read_ntu_query(path, layout, options)
     elif path.suffix == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise SkelctlError(f"not a readable .npy array ({exc})", path) from exc
-        clip = array
+        from skelctl.data.npy import read_npy
+
+        clip = read_npy(path)
     else:
         raise SkelctlError(f"unsupported query file (expected {' or '.join(QUERY_SUFFIXES)})", path)
     clip = as_clip(clip, layout, persons, channels, path)
@@ -152,7 +150,9 @@ def embed_clips(loaded: LoadedEncoder, view: ClipView, clips: Sequence[np.ndarra
     offsets = np.concatenate([[0], np.cumsum([len(c) for c in clips])])
     frames = normalize_frames(np.concatenate(clips), offsets, view.layout, view.normalize)
     bank = ClipBank.from_arrays(frames, offsets, device=device)
-    return normalized(embed(loaded.encoder.to(device), bank, view, crop).cpu().numpy())
+    features = embed(loaded.encoder.to(device), bank, view, crop).cpu().numpy()
+    _refuse_non_finite(features, lambda row: f"query {row + 1}")
+    return normalized(features)
 
 
 @dataclass
@@ -193,7 +193,17 @@ def format_matches(query: Path, matches: Sequence[Match]) -> str:
 def gallery_features(source: ClipSource, loaded: LoadedEncoder, view: ClipView,
                      indices: np.ndarray, crop: float, label: str) -> np.ndarray:
     """Unit-norm features of dataset samples `indices` (cached on disk when the cache allows)."""
-    return normalized(source.features(loaded, view, indices, crop, label).numpy())
+    features = source.features(loaded, view, indices, crop, label).numpy()
+    _refuse_non_finite(features, lambda row: f"sample {indices[row]} ({source.ds.names[indices[row]]})")
+    return normalized(features)
+
+
+def _refuse_non_finite(features: np.ndarray, describe: Callable[[int], str]) -> None:
+    """Fail (exit 1) before any index or result is written from NaN or infinite features."""
+    rows = np.flatnonzero(~np.isfinite(features).all(axis=1))
+    if len(rows):
+        raise RuntimeFailure(f"the encoder's feature of {describe(int(rows[0]))} is NaN or "
+                             f"infinite ({len(rows)} of {len(features)}); nothing written")
 
 
 def build_gallery(

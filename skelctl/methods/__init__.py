@@ -34,7 +34,7 @@ def build_method(cfg: MethodConfig, layout: Layout, frames: int = 64, stream: st
     from skelctl.errors import SkelctlError
     from skelctl.methods.isc import ISC
     from skelctl.methods.moco import build_branch
-    from skelctl.methods.skelemix import SkeleMixCLR
+    from skelctl.methods.skelemix import SkeleMixCLR, check_mixing
     from skelctl.methods.skeletonclr import SkeletonCLR
     from skelctl.methods.views import ViewMaker
 
@@ -54,6 +54,7 @@ def build_method(cfg: MethodConfig, layout: Layout, frames: int = 64, stream: st
                 f"'{cfg.encoder}' has none (use stgcn or agcn)"
             )
         stride = temporal_stride(encoder, in_channels, frames, layout.num_joints)
+        check_mixing(cfg.skelemix, frames, stride)  # now, by key, not at the first step
         return SkeleMixCLR(branch, views, temperature, cfg.encoder, cfg.skelemix, stride)
     if cfg.name == "isc-intra":
         representation = cfg.pair[0]

@@ -26,6 +26,8 @@ import torch.nn.functional as F
 
 from skelctl.augment import mix, sample_region
 from skelctl.data.clips import ClipBank
+from skelctl.data.layout import PART_NAMES
+from skelctl.errors import SkelctlError
 from skelctl.methods.config import SkeleMixConfig
 from skelctl.methods.moco import (
     LossSum,
@@ -44,6 +46,19 @@ def masked_mean(fmap: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     over bodies -> (N, D)."""
     weight = mask.to(fmap.dtype)
     return (fmap * weight).sum(dim=(3, 4)).div(weight.sum()).mean(dim=1)
+
+
+def check_mixing(mixing: SkeleMixConfig, frames: int, stride: int) -> None:
+    """The region ranges against the clip: at build time, naming the key (not at step 1)."""
+    feature_len = -(-frames // stride)
+    for key, (lo, hi), top, what in (
+        ("parts", mixing.parts, len(PART_NAMES), "body parts"),
+        ("feature_frames", mixing.feature_frames, feature_len,
+         f"feature frames (data.frames {frames} at the encoder's temporal stride {stride})"),
+    ):
+        if not 1 <= lo <= hi <= top:
+            raise SkelctlError(f"method.skelemix.{key}: [{lo}, {hi}] is not a range within the "
+                               f"{top} {what}; expected 1 <= lo <= hi <= {top}")
 
 
 class SkeleMixCLR(SkeletonCLR):

@@ -157,13 +157,11 @@ def _ntu_clip(path: Path, bodies: str) -> ShownClip:
 
 
 def _array_clip(path: Path, layout: Layout) -> ShownClip:
+    from skelctl.data.npy import read_npy
     from skelctl.data.store import NUM_BODIES
     from skelctl.evaluate.retrieval import as_clip
 
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise SkelctlError(f"not a readable .npy array ({exc})", path) from exc
+    array = read_npy(path)
     try:
         joints = as_clip(array, layout, NUM_BODIES, 3, path)
     except SkelctlError as three_d:  # a 2-D clip has 2 coordinates per joint
