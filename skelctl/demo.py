@@ -211,7 +211,8 @@ def evaluate_encoder(spec: Path, dataset: Path, evaluation: EvaluationConfig, se
 
 
 def evaluate_raw(folder: Path, run_cfg: Any, dataset: Path, evaluation: EvaluationConfig,
-                 settings: DemoSettings) -> dict[str, float]:
+                 settings: DemoSettings, protocols: Sequence[str] = ("linear", "knn", "semisup"),
+                 ) -> dict[str, float]:
     """The no-learning floor: the run's input clips (its frames and normalisation), flattened,
     under the same protocols; the linear probe z-scores them (their joints differ in scale)."""
     from dataclasses import replace
@@ -221,7 +222,7 @@ def evaluate_raw(folder: Path, run_cfg: Any, dataset: Path, evaluation: Evaluati
     job = resolve_job(["raw"], data=str(dataset), benchmark=settings.benchmark, device=settings.device,
                       seed=settings.seed, frames=run_cfg.data.frames, normalize=run_cfg.data.normalize)
     evaluation = replace(evaluation, linear=replace(evaluation.linear, standardize=True))
-    return evaluate_job(job, folder / "eval", evaluation, settings)
+    return evaluate_job(job, folder / "eval", evaluation, settings, protocols)
 
 
 def evaluate_job(job: Any, eval_dir: Path, evaluation: EvaluationConfig, settings: DemoSettings,

@@ -281,7 +281,7 @@ def test_cli(tmp_path, capsys, monkeypatch):
     assert code == 0 and json.loads(stdout)["rejected"] == 0
 
     code, stdout, stderr = run_cli([*args, "--layout", "kinect20"], capsys, monkeypatch)
-    assert code == 2 and stdout == ""
+    assert code == 2 and json.loads(stdout)["error"]["exit_code"] == 2  # the failure document
     assert stderr.strip() == "error: msr3d files hold the msr20 layout; drop --layout kinect20"
 
 

@@ -39,10 +39,11 @@ from skelctl.data.preprocess import (
     RawFile,
     SourcePlan,
     find_raw_files,
+    named_files,
     normalise_clip,
     register_source,
 )
-from skelctl.errors import Rejection, SkelctlError
+from skelctl.errors import SkelctlError
 
 LAYOUT = "msr20"
 NUM_JOINTS = 20
@@ -179,26 +180,18 @@ def _names(data: bytes, where: str) -> set[str]:
 def _msr3d_plan(raw: Path, options: PreprocessOptions) -> SourcePlan:
     files, rejected = find_raw_files(raw, SUFFIX)
     paper = None if options.keep_missing else read_paper_list(raw)
-    tasks: list[Msr3dTask] = []
-    first_copy: dict[str, str] = {}
-    for file in files:
+
+    def read_name(file: RawFile) -> tuple[int, int, int]:
         sequence = file.stem[: -len("_skeleton3D")]
-        try:
-            action, subject, repetition = parse_msr3d_name(file.stem)
-            if sequence in KNOWN_CORRUPT:
-                raise SkelctlError(KNOWN_CORRUPT[sequence])
-            if paper is not None and sequence not in paper[0]:
-                raise SkelctlError(
-                    f"not in {PAPER_LIST} ({len(paper[0])} sequences commonly used); "
-                    "--keep-missing keeps it"
-                )
-            if file.stem in first_copy:
-                raise SkelctlError(f"duplicate sample (also at {first_copy[file.stem]})")
-        except SkelctlError as exc:
-            rejected.append(Rejection(file.display, -1, exc.reason))
-            continue
-        first_copy[file.stem] = file.display
-        tasks.append(Msr3dTask(file, action, subject, repetition))
+        fields = parse_msr3d_name(file.stem)
+        if sequence in KNOWN_CORRUPT:
+            raise SkelctlError(KNOWN_CORRUPT[sequence])
+        if paper is not None and sequence not in paper[0]:
+            raise SkelctlError(f"not in {PAPER_LIST} ({len(paper[0])} sequences commonly used); "
+                               "--keep-missing keeps it")
+        return fields
+
+    tasks = [Msr3dTask(file, *fields) for file, fields in named_files(files, read_name, rejected)]
 
     def splits(clips: Sequence[Clip]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         train = np.isin([c.subject for c in clips], XSUB_TRAIN_SUBJECTS)

@@ -26,10 +26,11 @@ from skelctl.data.preprocess import (
     RawFile,
     SourcePlan,
     find_raw_files,
+    named_files,
     normalise_clip,
     register_source,
 )
-from skelctl.errors import Rejection, SkelctlError
+from skelctl.errors import SkelctlError
 
 LAYOUT = "kinect20"
 NUM_JOINTS = 20  # Kinect v1, the joints of LAYOUT
@@ -128,18 +129,8 @@ def _parse_nwucla(task: NwuclaTask, options: PreprocessOptions) -> Parsed:
 
 def _nwucla_plan(raw: Path, options: PreprocessOptions) -> SourcePlan:
     files, rejected = find_raw_files(raw, ".json")
-    tasks: list[NwuclaTask] = []
-    first_copy: dict[str, str] = {}
-    for file in files:
-        try:
-            action, subject, repetition, view = parse_nwucla_name(file.stem)
-            if file.stem in first_copy:
-                raise SkelctlError(f"duplicate sample (also at {first_copy[file.stem]})")
-        except SkelctlError as exc:
-            rejected.append(Rejection(file.display, -1, exc.reason))
-            continue
-        first_copy[file.stem] = file.display
-        tasks.append(NwuclaTask(file, action, subject, repetition, view))
+    tasks = [NwuclaTask(file, *fields) for file, fields in
+             named_files(files, lambda file: parse_nwucla_name(file.stem), rejected)]
 
     def splits(clips: Sequence[Clip]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         masks = {

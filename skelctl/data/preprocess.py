@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -44,6 +44,8 @@ BODY_METHODS = ("denoise", "energy", "first")
 LABEL_FRAMES = ("inclusive", "halfopen")
 LONG_CLIPS = ("center", "truncate")
 PKU_VIEWS = {"L": 1, "M": 2, "R": 3}  # stored as the camera number, like NTU's C001-C003
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,26 @@ def source_for(kind: str) -> SourceBuilder:
     if kind not in SOURCES:
         raise SkelctlError(f"unknown dataset kind '{kind}' (expected one of {', '.join(SOURCES)})")
     return SOURCES[kind]
+
+
+def named_files(
+    files: Sequence[RawFile], read_name: Callable[[RawFile], T], rejected: list[Rejection]
+) -> list[tuple[RawFile, T]]:
+    """Each file with what `read_name` reads from its name (a SkelctlError rejects the file),
+    a second file of the same stem rejected as a duplicate; rejections go to `rejected`."""
+    named: list[tuple[RawFile, T]] = []
+    first_copy: dict[str, str] = {}
+    for file in files:
+        try:
+            fields = read_name(file)
+            if file.stem in first_copy:
+                raise SkelctlError(f"duplicate sample (also at {first_copy[file.stem]})")
+        except SkelctlError as exc:
+            rejected.append(Rejection(file.display, -1, exc.reason))
+            continue
+        first_copy[file.stem] = file.display
+        named.append((file, fields))
+    return named
 
 
 def find_raw_files(
