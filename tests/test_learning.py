@@ -116,8 +116,7 @@ def pretrained_and_random(preset: str, dataset: Path, out: Path, cache: dict[str
     return pretrained, random
 
 
-@pytest.mark.slow
-@pytest.mark.ci
+@pytest.mark.slow  # make test-all: CI's time goes to the real-data proof (tests/test_learning_real.py)
 @pytest.mark.parametrize("preset", ["demo", "demo-isc"])
 def test_pretraining_beats_random_encoders_on_linear_evaluation_and_1nn(preset, dataset, twins, tmp_path):
     assert BENCHMARK == "xsub"  # held-out performers
