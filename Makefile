@@ -32,8 +32,9 @@ $(BENCH_VENV)/.ready: pyproject.toml
 bench: $(BENCH_VENV)/.ready
 	$(BENCH_VENV)/bin/python benchmarks/run_all.py
 
-# Learning on real data (NW-UCLA xview): BENCH_REAL_ARGS='--minutes 25 --device cuda' etc.
-BENCH_REAL_ARGS ?= --epochs 40 --supervised-minutes 3 --seeds 0,1,2 --threads 1
+# Learning on real data (NW-UCLA xview, MSR Action3D xsub; presets/small-*.yaml): BENCH_REAL_ARGS
+# adds e.g. '--minutes 25' or '--steps 1500' (default: the presets' own sizing), '--device cuda'
+BENCH_REAL_ARGS ?= --datasets nwucla,msr3d --methods skelemix,isc --supervised --seeds 0,1,2 --pretrain-seeds 0 --threads 1
 bench-real:
 	$(PY) benchmarks/bench_real.py --out bench-real-out $(BENCH_REAL_ARGS)
 

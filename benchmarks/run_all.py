@@ -1,8 +1,8 @@
 """Run every benchmark in this folder, one subprocess each, and echo their figures.
 
 Each `bench_*.py` prints one line per figure and its ratios against a baseline measured in the
-same run. `make bench` runs them all but `bench_real.py` (pretraining on NW-UCLA for about an
-hour: `make bench-real`); pass names to run a subset: `run_all.py preprocess`.
+same run. `make bench` runs them all but `bench_real.py` (pretraining on real data: hours on a
+CPU, `make bench-real`); pass names to run a subset: `run_all.py preprocess`.
 """
 
 from __future__ import annotations
