@@ -307,13 +307,20 @@ class SkeletonDataset:
         for key in _REQUIRED_ATTRS:
             if key not in f.attrs:
                 raise self._fail(f"@{key}", "missing attribute")
-        self.kind: str = str(f.attrs["kind"])
-        self.version: str = str(f.attrs["skelctl_version"])
-        self.created: str = str(f.attrs.get("created", ""))
+        self.kind: str = self._text_attr("kind")
+        self.version: str = self._text_attr("skelctl_version")
+        self.created: str = self._text_attr("created") if "created" in f.attrs else ""
         self.layout = self._json_attr("layout", Layout.from_dict)
         self.class_names: list[str] = self._json_attr("class_names")
         self.label_map: list[int] = self._json_attr("label_map")
         self.options: dict[str, Any] = self._json_attr("options")
+        if not (isinstance(self.class_names, list) and all(isinstance(c, str) for c in self.class_names)):
+            raise self._fail("@class_names", "expected a JSON list of class names")
+        if not (isinstance(self.label_map, list) and len(self.label_map) == len(self.class_names)
+                and all(type(k) is int for k in self.label_map)):
+            raise self._fail("@label_map", "expected a JSON list of integers, one per class")
+        if not isinstance(self.options, dict):
+            raise self._fail("@options", "expected a JSON object")
 
         for key in _REQUIRED_KEYS:
             if key not in f:
@@ -343,9 +350,22 @@ class SkeletonDataset:
             raise self._fail("/label", f"expected class indices in 0..{len(self.class_names) - 1}")
         self._meta = {key: self._column(key, n) for key in META_COLUMNS}
 
-    def _json_attr(self, key: str, build: Any = None) -> Any:
+    def _text_attr(self, key: str) -> str:
+        """A string attribute; invalid UTF-8 (h5py keeps it as surrogates) is a damaged file."""
+        value = self._file.attrs[key]
         try:
-            value = json.loads(self._file.attrs[key])
+            text = value.decode() if isinstance(value, bytes) else value
+            if not isinstance(text, str):
+                raise TypeError(type(value).__name__)
+            text.encode()
+        except (UnicodeError, TypeError) as exc:
+            raise self._fail(f"@{key}", f"expected UTF-8 text ({type(exc).__name__})") from exc
+        return text
+
+    def _json_attr(self, key: str, build: Any = None) -> Any:
+        text = self._text_attr(key)
+        try:
+            value = json.loads(text)
             return build(value, f"{self.path}:@{key}") if build else value
         except (json.JSONDecodeError, TypeError) as exc:
             raise self._fail(f"@{key}", f"not valid JSON ({exc})") from exc
