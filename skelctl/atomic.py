@@ -50,6 +50,8 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # another user's live process
         return True
+    except (OverflowError, ValueError):  # not a pid: not ours to judge
+        return True
     return True
 
 

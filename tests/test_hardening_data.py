@@ -192,6 +192,23 @@ def test_row6_store_refuses_non_finite_clips_where_they_are_read(workspace, tmp_
             ds.load()
 
 
+def test_row6_damaged_text_attributes_are_refused_on_open(workspace, tmp_path):
+    """A flipped bit in a class name (found by the fuzz test): invalid UTF-8 that h5py hands
+    back as surrogates used to pass, and crashed `linear` when it wrote per_class.csv."""
+    bad = tmp_path / "bad.h5"
+    shutil.copy(workspace / "tiny.h5", bad)
+    with h5py.File(bad, "r+") as f:
+        text = f.attrs["class_names"].encode().replace(b"class 0", b"class \xe8")
+        f.attrs.create("class_names", text, dtype=h5py.string_dtype("utf-8"))
+    with pytest.raises(SkelctlError, match=r"bad\.h5: key '@class_names': expected UTF-8 text"):
+        open_dataset(bad)
+    shutil.copy(workspace / "tiny.h5", bad)
+    with h5py.File(bad, "r+") as f:
+        f.attrs["label_map"] = json.dumps([1, 2])
+    with pytest.raises(SkelctlError, match="key '@label_map': expected a JSON list of integers, one per class"):
+        open_dataset(bad)
+
+
 def test_row6_commands_refuse_a_dataset_with_nan_and_keep_good_results(in_workspace, tmp_path, capsys, monkeypatch):
     good = in_workspace / "tiny.h5"
     out = tmp_path / "linear"

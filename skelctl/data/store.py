@@ -56,6 +56,8 @@ COMPRESSION = "lzf"
 _BUFFER_CHUNKS = 16  # frames are appended in whole chunks; at most this many wait in memory
 _READ_BLOCK_FRAMES = CHUNK_FRAMES * 64
 _CHECK_FRAMES = 8192  # frames per finiteness check (a bool temp of at most 1.2 MB for NTU)
+# what h5py raises on a damaged file, depending on which structure the damage hit
+_H5PY_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError)
 _REQUIRED_KEYS = ("joints", "offsets", "length", "name", "label", *META_COLUMNS)
 _REQUIRED_ATTRS = ("kind", "layout", "class_names", "label_map", "options", "skelctl_version")
 
@@ -273,7 +275,7 @@ class SkeletonDataset:
             raise SkelctlError("dataset file not found", self.path)
         try:
             self._file = h5py.File(self.path, "r", rdcc_nbytes=64 * 2**20)
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        except _H5PY_ERRORS as exc:
             detail = " ".join(str(exc).split())
             raise SkelctlError(f"not a readable HDF5 file ({detail})", self.path) from exc
         try:
@@ -294,7 +296,7 @@ class SkeletonDataset:
             yield
         except SkelctlError:
             raise
-        except (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError) as exc:
+        except _H5PY_ERRORS as exc:
             detail = " ".join(str(exc).split()) or type(exc).__name__
             raise SkelctlError(f"damaged file: cannot read its {what} ({detail})", self.path) from exc
 
@@ -307,13 +309,20 @@ class SkeletonDataset:
         for key in _REQUIRED_ATTRS:
             if key not in f.attrs:
                 raise self._fail(f"@{key}", "missing attribute")
-        self.kind: str = str(f.attrs["kind"])
-        self.version: str = str(f.attrs["skelctl_version"])
-        self.created: str = str(f.attrs.get("created", ""))
+        self.kind: str = self._text_attr("kind")
+        self.version: str = self._text_attr("skelctl_version")
+        self.created: str = self._text_attr("created") if "created" in f.attrs else ""
         self.layout = self._json_attr("layout", Layout.from_dict)
         self.class_names: list[str] = self._json_attr("class_names")
         self.label_map: list[int] = self._json_attr("label_map")
         self.options: dict[str, Any] = self._json_attr("options")
+        if not (isinstance(self.class_names, list) and all(isinstance(c, str) for c in self.class_names)):
+            raise self._fail("@class_names", "expected a JSON list of class names")
+        if not (isinstance(self.label_map, list) and len(self.label_map) == len(self.class_names)
+                and all(type(k) is int for k in self.label_map)):
+            raise self._fail("@label_map", "expected a JSON list of integers, one per class")
+        if not isinstance(self.options, dict):
+            raise self._fail("@options", "expected a JSON object")
 
         for key in _REQUIRED_KEYS:
             if key not in f:
@@ -343,9 +352,22 @@ class SkeletonDataset:
             raise self._fail("/label", f"expected class indices in 0..{len(self.class_names) - 1}")
         self._meta = {key: self._column(key, n) for key in META_COLUMNS}
 
-    def _json_attr(self, key: str, build: Any = None) -> Any:
+    def _text_attr(self, key: str) -> str:
+        """A string attribute; invalid UTF-8 (h5py keeps it as surrogates) is a damaged file."""
+        value = self._file.attrs[key]
         try:
-            value = json.loads(self._file.attrs[key])
+            text = value.decode() if isinstance(value, bytes) else value
+            if not isinstance(text, str):
+                raise TypeError(type(value).__name__)
+            text.encode()
+        except (UnicodeError, TypeError) as exc:
+            raise self._fail(f"@{key}", f"expected UTF-8 text ({type(exc).__name__})") from exc
+        return text
+
+    def _json_attr(self, key: str, build: Any = None) -> Any:
+        text = self._text_attr(key)
+        try:
+            value = json.loads(text)
             return build(value, f"{self.path}:@{key}") if build else value
         except (json.JSONDecodeError, TypeError) as exc:
             raise self._fail(f"@{key}", f"not valid JSON ({exc})") from exc
@@ -383,11 +405,14 @@ class SkeletonDataset:
         if part not in SPLIT_PARTS:
             raise SkelctlError(f"unknown split part '{part}' (expected train or test)", self.path)
         key = f"split/{benchmark}/{part}"
-        if key not in self._file:
-            have = ", ".join(self.benchmarks) or "none"
-            raise self._fail(f"/{key}", f"missing (benchmarks in this file: {have})")
         with self._damaged(f"/{key}"):
-            indices = self._file[key][...].astype(np.int64)
+            if key not in self._file:
+                have = ", ".join(self.benchmarks) or "none"
+                raise self._fail(f"/{key}", f"missing (benchmarks in this file: {have})")
+            data = self._file[key]
+            if not isinstance(data, h5py.Dataset) or data.ndim != 1 or data.dtype.kind not in "iu":
+                raise self._fail(f"/{key}", "expected a 1-D array of sample indices")
+            indices = data[...].astype(np.int64)
         if len(indices) and (indices.min() < 0 or indices.max() >= len(self)):
             raise self._fail(f"/{key}", f"expected sample indices in 0..{len(self) - 1}")
         return indices
@@ -475,8 +500,9 @@ class SkeletonDataset:
         if self._frames is not None:  # checked by load()
             frames = self._frames[_ranges(starts, stops)]
             return frames, out_offsets
-        joints = self._file["joints"]
-        frames = np.empty((out_offsets[-1], *joints.shape[1:]), np.float32)
+        with self._damaged("/joints"):
+            shape = self._file["joints"].shape
+        frames = np.empty((out_offsets[-1], *shape[1:]), np.float32)
         order = np.argsort(starts, kind="stable")
         for block_start, block_stop, members in _blocks(starts, stops, order):
             block = self._read_joints(slice(block_start, block_stop))
@@ -490,7 +516,7 @@ class SkeletonDataset:
     def _read_joints(self, where: slice) -> np.ndarray:
         try:
             return self._file["joints"][where]
-        except (OSError, ValueError, TypeError, RuntimeError) as exc:
+        except _H5PY_ERRORS as exc:
             raise self._fail("/joints", f"unreadable data ({' '.join(str(exc).split())})") from exc
 
     def close(self) -> None:
