@@ -342,8 +342,9 @@ def test_a_running_pretraining_turns_a_second_away_and_a_stop_signal_saves_the_s
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_step(run / "metrics.jsonl", 1, proc)
-        # row 7: the same command again while it runs is turned away, naming the runner
-        code, stdout, stderr = invoke(*args, "--json")
+        # row 7: the same command again while it runs is turned away, naming the runner (with
+        # --epochs 1, a resumable setting, so that without a lock it would end soon)
+        code, stdout, stderr = invoke(*args, "--epochs", "1", "--json")
         error = assert_failure(code, stdout, stderr, 2, only_line=True)
         assert error["path"] == str(run) and f"in use by process {proc.pid}" in error["reason"]
         proc.send_signal(sig)

@@ -207,7 +207,7 @@ def test_cli_and_zip_archive(tmp_path, capsys, monkeypatch):
     assert summary["splits"]["xview"]["train"] + summary["splits"]["xview"]["test"] == 12
 
     code, stdout, stderr = run_cli([*args, "--layout", "ntu25"], capsys, monkeypatch)
-    assert code == 2 and json.loads(stdout)["error"]["exit_code"] == 2  # the failure document
+    assert code == 2 and json.loads(stdout)["error"]["reason"] == "nwucla files hold the kinect20 layout; drop --layout ntu25"
     assert stderr.strip() == "error: nwucla files hold the kinect20 layout; drop --layout ntu25"
 
 

@@ -14,8 +14,6 @@ import traceback
 
 import typer
 from rich.markup import escape
-from typer._click.exceptions import ClickException, NoArgsIsHelpError
-from typer.exceptions import Abort
 
 from skelctl import __version__
 from skelctl.console import err, print_json
@@ -77,11 +75,12 @@ def main(argv: list[str] | None = None) -> None:
             failure = RuntimeFailure("interrupted by SIGINT")
     except SystemExit as exc:  # a library's sys.exit: its code, as it was
         code = exc.code
-    except NoArgsIsHelpError as exc:  # bare `skelctl`: the help, as before
-        code = 2
-        sys.stderr.write(exc.ctx.get_help() + "\n" if exc.ctx is not None else exc.format_message())
     except BaseException as exc:  # noqa: BLE001 - every failure ends here, as one line
-        failure = as_failure(exc)
+        if type(exc).__name__ == "NoArgsIsHelpError" and getattr(exc, "ctx", None) is not None:
+            code = 2  # bare `skelctl`: the help, as before
+            sys.stderr.write(exc.ctx.get_help() + "\n")
+        else:
+            failure = as_failure(exc)
     finally:
         held, sys.stdout = sys.stdout, stdout
     if failure is None:
@@ -97,13 +96,13 @@ def as_failure(exc: BaseException) -> SkelctlError:
     """Any exception as the SkelctlError it means (exit 2: bad input or usage; 1: the rest)."""
     if isinstance(exc, SkelctlError):
         return exc
-    if isinstance(exc, ClickException):  # usage: unknown option, value out of range, ...
+    if callable(getattr(exc, "format_message", None)):  # Click's usage errors (vendored by typer)
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         return SkelctlError(exc.format_message() + hint)
     if isinstance(exc, Interrupted):
         return RuntimeFailure(str(exc))
-    if isinstance(exc, (KeyboardInterrupt, Abort)):
+    if isinstance(exc, (KeyboardInterrupt, typer.Abort)):
         return RuntimeFailure("interrupted by SIGINT")
     if isinstance(exc, OSError):
         reason = exc.strerror or str(exc) or type(exc).__name__

@@ -238,6 +238,8 @@ class Trainer:
             self.state.epoch, self.state.epoch_step = int(checkpoint["epoch"]), int(checkpoint["epoch_step"])
             self.state.step = int(checkpoint["step"])
             self.state.epoch_sums = {str(k): float(v) for k, v in dict(checkpoint["epoch_sums"]).items()}
+        except torch.OutOfMemoryError:
+            raise
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:  # a foreign or edited file
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise SkelctlError(f"checkpoint does not fit this run's config.yaml ({reason})", path) from exc
