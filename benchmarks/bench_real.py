@@ -360,7 +360,7 @@ def _row(cells: dict[str, list[dict[str, Any]]], **extra: Any) -> dict[str, Any]
 
 ROWS = ("raw", "random", "pretrained", "pretrained_graph", "supervised")
 ROW_LABELS = {"raw": "raw coordinates", "random": "random init, BN fitted", "pretrained": "pretrained",
-              "pretrained_graph": "pretrained (graph encoder)", "supervised": "supervised (from scratch)"}
+              "pretrained_graph": "pretrained (graph encoder)", "supervised": "supervised from scratch"}
 
 
 def bench_method(method: str, kind: str, data: Path, settings: Settings,
