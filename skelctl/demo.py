@@ -185,7 +185,7 @@ def random_twin(encoder_path: Path, out: Path, seed: int, dataset: Path | None =
     extra: dict[str, Any] = {}
     if dataset is not None:
         with open_dataset(dataset) as ds:
-            normalize = info.get("normalize", "sgn")
+            normalize = info.get("normalize", "none")
             bank = ClipBank.from_dataset(ds, ds.split(benchmark, "train"), torch.device("cpu"), normalize)
         view = ClipView(int(info.get("frames", 64)), info.get("stream", "joint"),
                         Layout.from_dict(info["layout"]), normalize)

@@ -300,7 +300,8 @@ def test_cli_custom_with_a_layout_file(tmp_path, capsys, monkeypatch):
         assert ds.options["layout"] == COCO
 
     code, stdout, stderr = run_cli(args, capsys, monkeypatch)
-    assert code == 2 and stdout == "" and len(stderr.strip().splitlines()) == 1
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
+    assert json.loads(stdout)["error"]["exit_code"] == 2  # --json: the failure document
     assert "custom needs --layout NAME|FILE" in stderr
     code, stdout, stderr = run_cli([*args, "--layout", "kinect20"], capsys, monkeypatch)
     assert code == 2 and "no usable custom sample in 5 rejected input(s); first: " in stderr

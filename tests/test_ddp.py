@@ -26,8 +26,9 @@ def replay_keys(run: Path, data: Path, step: int, rank: int) -> torch.Tensor:
     """Rank `rank`'s keys of (0-based) `step`, recomputed single-process from the state before it."""
     cfg = load_config_file(run / "config.yaml")
     with open_dataset(data) as ds:
-        bank = ClipBank.from_dataset(ds, ds.split("xsub", "train"), "cpu")
-        method = build_method(cfg.method, ds.layout, cfg.data.frames, cfg.data.stream)
+        bank = ClipBank.from_dataset(ds, ds.split("xsub", "train"), "cpu", cfg.data.normalize)
+        method = build_method(cfg.method, ds.layout, cfg.data.frames, cfg.data.stream,
+                              normalize=cfg.data.normalize)
     before = load_checkpoint(run / "checkpoints" / "last.prev.pt")
     assert before["step"] == step
     method.load_state_dict(before["model"])

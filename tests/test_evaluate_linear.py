@@ -255,7 +255,7 @@ def test_a_random_encoder_gets_the_batchnorm_statistics_of_the_training_clips(ti
     assert "xsub training clips" in calibrated.info["batchnorm"]
     train = job.dataset.split("xsub", "train")
     # read once (in the encoder's input coordinates), kept for the protocols
-    assert list(job.banks) == [b"sgn:" + train.astype("int64").tobytes()]
+    assert list(job.banks) == [b"none:" + train.astype("int64").tobytes()]
     source = ClipSource(job.dataset, job.dataset_path, job.device, FeatureCache(None))
     # at initialisation (running mean 0, variance 1) ten N(0, 0.02) blocks shrink the input to
     # almost nothing; with the clips' own statistics every block is normalised again

@@ -116,7 +116,9 @@ def test_damaged_dataset_fails_cleanly(fuzz_root: Path, tmp_path: Path, damage: 
         if code != 0:
             lines = [line for line in stderr.splitlines() if line.strip()]
             assert len(lines) <= 1, (args[0], stderr)
-            assert documents == [] and _snapshot(out) == before, (args[0], stderr)
+            # with --json the one document is the failure's (README: JSON output and exit codes)
+            assert all(json.loads(d)["ok"] is False for d in documents), (args[0], stdout)
+            assert _snapshot(out) == before, (args[0], stderr)
         elif args[0] != "info":
             result = json.loads(documents[0])
             assert _finite(result) and _finite(json.loads((out / "result.json").read_text()))

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         if json_out:
             stdout.write(held.getvalue())
             stdout.flush()
-        sys.exit(code if isinstance(code, int) or code is None else 1)
+        sys.exit(0 if code is None else code if isinstance(code, int) else 1)
     report(failure, json_out)
     sys.exit(failure.exit_code)
 

@@ -31,7 +31,7 @@ FRAMES = typer.Option(None, "--frames", min=4, help="Clip length for random:<arc
 NORMALIZE = typer.Option(
     None, "--normalize", metavar="sgn|skelemix|isc|none",
     help="Input coordinates for random:<arch> and raw encoders (default: the trained encoder's, "
-    "else sgn); trained encoders use their own.")
+    "else none: as stored); trained encoders use their own.")
 SEED = typer.Option(0, "--seed", min=0, help="Seed of shuffling, crops, the classifier's init and "
                     "random encoders.")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")

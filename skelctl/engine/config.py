@@ -47,7 +47,7 @@ class DataConfig:
     benchmark: Benchmark = "xsub"
     stream: Stream = "joint"
     frames: int = field(default=64, metadata=_range(4, None))
-    normalize: Normalization = "sgn"
+    normalize: Normalization = "none"  # as stored (preprocess centres it, SGN)
 
 
 @dataclass

@@ -168,7 +168,7 @@ class ClipView:
     frames: int
     stream: str
     layout: Layout
-    normalize: str = "sgn"
+    normalize: str = "none"
 
     def inputs(
         self,

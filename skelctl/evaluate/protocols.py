@@ -109,7 +109,7 @@ def resolve_job(
     No `--encoder` means runs/latest; no `--data` / `--benchmark` means what the encoder was
     pretrained on. An encoder of another skeleton layout, stream or input normalisation than
     asked is a usage error. Random and raw encoders see `frames`-long clips in the `normalize`
-    input coordinates (default: the trained encoder's, else 64 frames and `sgn`).
+    input coordinates (default: the trained encoder's, else 64 frames and `none`: as stored).
     """
     specs: list[str | None] = list(encoder_specs) or [None]
     if normalize is not None and normalize not in NORMALIZATIONS:
@@ -127,7 +127,7 @@ def resolve_job(
     if frames is None:
         frames = int(first.info.get("frames", 64)) if first else 64
     if normalize is None:
-        normalize = _normalize_of(first) if first else "sgn"
+        normalize = _normalize_of(first) if first else "none"
     encoders = [
         trained[i] if i in trained else open_encoder(
             s, layout=dataset.layout, in_channels=channels, num_persons=persons, frames=frames,
@@ -209,8 +209,8 @@ def _check_layout(loaded: LoadedEncoder, dataset: SkeletonDataset) -> None:
 
 
 def _normalize_of(loaded: LoadedEncoder) -> str:
-    """The input coordinates an encoder was trained on (`sgn` before the key existed)."""
-    return str(loaded.info.get("normalize", "sgn"))
+    """The input coordinates an encoder was trained on (the stored coordinates, `none`, before the key existed)."""
+    return str(loaded.info.get("normalize", "none"))
 
 
 def _stream_of(loaded: LoadedEncoder, asked: str | None) -> str:

@@ -276,7 +276,7 @@ def index_encoder(gallery: GalleryIndex, spec: str | None, where: Path | None) -
 def gallery_view(gallery: GalleryIndex) -> ClipView:
     meta = gallery.meta
     return ClipView(meta["frames"], meta["stream"], Layout.from_dict(meta["layout"]),
-                    meta.get("normalize", "sgn"))
+                    meta.get("normalize", "none"))
 
 
 def run_index(run_dir: Path, source: ClipSource, loaded: LoadedEncoder, view: ClipView,

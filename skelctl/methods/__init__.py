@@ -27,7 +27,7 @@ NUM_PERSONS = 2  # bodies per clip in every stored dataset
 
 
 def build_method(cfg: MethodConfig, layout: Layout, frames: int = 64, stream: str = "joint",
-                 in_channels: int = 3, normalize: str = "sgn") -> nn.Module:
+                 in_channels: int = 3, normalize: str = "none") -> nn.Module:
     """The method `cfg.name` with fresh encoders, heads, key twins and queues, for clips in the
     `normalize` input coordinates (its views rotate about that normalisation's vertical)."""
     from skelctl.data.normalize import vertical_axis
