@@ -9,8 +9,8 @@ from ~3.0 to ~5.0 million page faults and its kernel time from ~6 to ~9.7 s (doc
 
 `ResidentBudget` reads the resident size after each loss term (/proc/self/statm: microseconds)
 and trims only when it is above the budget (`train.release_memory_above_mib`, by default
-`train.memory_budget_mib`). A trim is useful only when the resident size stays lower afterwards;
-when the next check finds it back (the memory was needed again, only faulted back in), the
+`train.memory_budget_mib`). A trim is useful only when the next check finds the resident size
+within the budget; when it does not (the memory was needed again, only faulted back in), the
 next tries get exponentially rarer. So a run under its budget, or one whose live memory is
 above it, pays one /proc read per loss term, not a trim.
 """
@@ -61,12 +61,13 @@ def trim_heap() -> bool:
 class ResidentBudget:
     """Called after each loss term: trims the heap when the resident size is above `budget`
     bytes. Freed pages stay resident until trimmed, so the resident size after a term is about
-    that term's peak, and the next check tells whether the trim lowered it by `min_gain`; a trim that did not (the memory
-    is needed again, and was only faulted back in) doubles the number of checks skipped before
-    the next try (up to `max_skip`), a useful one resets it."""
+    that term's peak, and the next check tells whether the trim kept the run within the budget;
+    when it did not (the live memory is above the budget, and what was given back was only
+    faulted in again), the number of checks skipped before the next try doubles (up to
+    `max_skip`); a trim that did resets it."""
 
-    def __init__(self, budget: int, min_gain: int = 64 * MIB, max_skip: int = 64):
-        self.budget, self.min_gain, self.max_skip = budget, min_gain, max_skip
+    def __init__(self, budget: int, max_skip: int = 64):
+        self.budget, self.max_skip = budget, max_skip
         self.skip = self.backoff = 0
         self.trimmed_at: int | None = None  # the resident size the last trim started from
         self.trims = 0
@@ -80,7 +81,7 @@ class ResidentBudget:
         if resident is None:
             return False
         if self.trimmed_at is not None:
-            useful = resident <= self.trimmed_at - self.min_gain
+            useful = resident <= self.budget
             self.backoff = 0 if useful else min(max(2 * self.backoff, 1), self.max_skip)
             self.trimmed_at = None
             if self.backoff:
