@@ -43,9 +43,9 @@ REFERENCE = {"skelemix": (1.53, 9.2), "isc": (1.13, 8.65)}  # samples/s, GiB pea
 TARGET_SPEEDUP, TARGET_GIB = 4.0, 2.0
 # ISC on a CPU with little memory (README, Troubleshooting): the global batch of 64 as 4
 # micro-batches of 16, each encoder unit's activations recomputed in backward, and the C heap
-# trimmed after a loss term once it holds 256 MiB free.
+# trimmed after a loss term when the resident size is above 2 GiB.
 MEMORY_BOUNDED = {"isc": ["train.accumulate=4", "train.activation_checkpointing=true",
-                          "train.release_memory_above_mib=256"]}
+                          "train.memory_budget_mib=2048"]}
 SKELEMIX_REFERENCE_TFLOP = 1.26  # per batch of 64 (SPEC 3)
 BYTES_PER_FRAME = 2 * 25 * 3 * 4  # a bank frame: 2 bodies x 25 joints x xyz, float32
 

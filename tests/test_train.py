@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,11 +17,12 @@ import torch
 from pretrain_helpers import REPO, run_skelctl, skelctl_command, tiny_overrides, write_tiny_dataset
 from torch import nn
 
+from skelctl.engine import memory
 from skelctl.engine.checkpoint import load_checkpoint, load_first_good
 from skelctl.engine.config import load_preset
 from skelctl.engine.distributed import DistContext
 from skelctl.engine.knn import weighted_knn_top1
-from skelctl.engine.memory import heap_free_bytes, release_free_memory
+from skelctl.engine.memory import ResidentBudget, resident_bytes
 from skelctl.engine.precision import Precision, resolve_precision
 from skelctl.engine.rundir import RunDir
 from skelctl.engine.train import StepPlan, Trainer, derive_seed, epoch_permutation, lr_at
@@ -340,21 +340,17 @@ def test_demo_preset_on_synthetic_ntu60_finishes_with_its_knn_monitor(tmp_path):
     assert [r["epoch"] for r in records if r.get("knn")] == [0, 2, 4]
 
 
-def _resident_bytes() -> int:
-    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; glibc's malloc_trim")
-def test_release_free_memory_returns_a_fragmented_heap_to_the_os():
-    """The engine calls it after every loss term on CPU: freed activations interleaved with live
-    ones are heap holes glibc keeps resident; above the threshold, releasing gives them back."""
+def test_resident_budget_trims_a_fragmented_heap_only_above_the_budget():
+    """Freed activations interleaved with live ones are heap holes glibc keeps resident; above
+    the budget the check gives them back, under it it does nothing."""
     chunks = [np.ones(64 * 1024 // 8) for _ in range(8000)]  # 500 MiB of 64 KiB heap chunks
     del chunks[::2]  # 250 MiB of holes between live chunks
-    assert heap_free_bytes() > 200 * 2**20
-    assert not release_free_memory(above=2**40)  # under the threshold the heap is kept
-    before = _resident_bytes()
-    assert release_free_memory(above=100 * 2**20)
-    assert before - _resident_bytes() > 150 * 2**20
+    before = resident_bytes()
+    assert not ResidentBudget(before + 2**30)()
+    assert resident_bytes() > before - 50 * 2**20
+    assert ResidentBudget(before - 100 * 2**20)()
+    assert before - resident_bytes() > 150 * 2**20
     del chunks
 
 
@@ -371,3 +367,46 @@ def test_a_preset_is_fitted_to_a_small_training_split():
     large = fit_to_dataset(cfg, clips=20_000)  # 625 steps an epoch: nothing to stretch
     assert large.train.epochs == 10 and large.method.moco.queue_size == 256
     assert fit_to_dataset(cfg, clips=40).method.moco.queue_size == 32  # at least one batch
+
+
+def test_resident_budget_backs_off_from_trims_that_cannot_keep_the_run_within_it(monkeypatch):
+    """A trim counts as useful when the next check finds the resident size within the budget;
+    when the memory comes back above it (it is live, or needed again) the tries get
+    exponentially rarer, and they resume whenever one helps."""
+    level = {"rss": 3 * 2**30}
+    trims = []
+    now = {"check": 0}
+    monkeypatch.setattr(memory, "resident_bytes", lambda: level["rss"])
+    monkeypatch.setattr(memory, "trim_heap", lambda: trims.append(now["check"]) or True)
+    guard = ResidentBudget(2 * 2**30)
+    for check in range(40):  # the level never falls: tries at checks 0, 2, 5, 10, 19, 36
+        now["check"] = check
+        guard()
+    assert trims == [0, 2, 5, 10, 19, 36]
+    trims.clear()
+
+    def helpful_trim():  # fragmentation: +0.5 GiB per term, back to 1 GiB when trimmed
+        trims.append(now["check"])
+        level["rss"] = 2**30
+        return True
+
+    monkeypatch.setattr(memory, "trim_heap", helpful_trim)
+    for check in range(40, 100):  # after the skips still due: a trim whenever above, every 3rd check
+        now["check"] = check
+        level["rss"] += 2**29
+        guard()
+    assert 40 < trims[0] <= 70 and trims == list(range(trims[0], 100, 3))
+
+
+def test_the_trim_level_is_the_memory_budget_unless_set(tmp_path):
+    def trainer(*overrides):
+        cfg = load_preset("skelemix", ["train.batch_size=8", "train.precision=fp32", *overrides])
+        return Trainer(cfg, RunDir(tmp_path), DistContext(), torch.device("cpu"), QuadraticMethod(),
+                       torch.randn(32, 6), None, None, {}, show_progress=False)
+
+    assert trainer("train.memory_budget_mib=3000").release_memory.budget == 3000 * 2**20
+    assert trainer("train.memory_budget_mib=3000", "train.release_memory_above_mib=700").release_memory.budget == 700 * 2**20
+    assert trainer("train.release_memory_above_mib=0").release_memory is None
+    default = trainer().release_memory.budget  # what the process holds plus half the available RAM
+    assert default == memory.memory_budget(None) or abs(default - memory.memory_budget(None)) < 2**28
+    assert default > resident_bytes()

@@ -82,9 +82,13 @@ class TrainConfig:
     keep_every_epochs: int = field(default=50, metadata=_range(0, None))  # epoch_N.pt; 0: none
     knn_every: int = field(default=0, metadata=_range(0, None))  # epochs; 0: no kNN monitor
     knn_k: tuple[int, ...] = (10, 20, 40)
-    # CPU: after a loss term, give the C heap's free pages back when it holds more than this
-    # many MiB free (engine/memory.py); 0: never
-    release_memory_above_mib: int = field(default=512, metadata=_range(0, None))
+    # CPU: the peak resident memory (MiB) a run aims at; null: half the RAM available when
+    # training starts, plus what the process holds then (engine/memory.py)
+    memory_budget_mib: int | None = field(default=None, metadata=_range(64, None))
+    # CPU: after a loss term, give the C heap's free pages back when the resident size is above
+    # this many MiB (engine/memory.py); null: the memory budget; 0: never. (Before, it counted
+    # the heap's free bytes; old configs keep working, with this meaning.)
+    release_memory_above_mib: int | None = field(default=None, metadata=_range(0, None))
     # graph encoders keep only each unit's input for backward and recompute the rest there,
     # the GRU each layer's: less memory for one more forward pass (same gradients)
     activation_checkpointing: bool = False

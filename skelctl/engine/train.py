@@ -51,7 +51,7 @@ from skelctl.engine.config import (
 )
 from skelctl.engine.distributed import DistContext
 from skelctl.engine.knn import knn_monitor
-from skelctl.engine.memory import release_free_memory
+from skelctl.engine.memory import ResidentBudget, memory_budget
 from skelctl.engine.precision import (
     Precision,
     autocast,
@@ -71,7 +71,7 @@ _INIT, _PERMUTATION, _VIEWS, _GLOBAL, _TRIAL = range(5)
 # settings a resumed run may change (how it runs, not what it computes)
 RESUMABLE_KEYS = (
     "train.epochs", "train.device", "train.compile", "train.log_every", "train.checkpoint_every_steps",
-    "train.keep_every_epochs", "train.knn_every", "train.knn_k", "train.release_memory_above_mib",
+    "train.keep_every_epochs", "train.knn_every", "train.knn_k", "train.release_memory_above_mib", "train.memory_budget_mib",
     "train.activation_checkpointing",
     "evaluation",
 )
@@ -213,6 +213,13 @@ class Trainer:
             weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov,
         )
         self.state = TrainState()
+        self.release_memory = None  # after each loss term: trims the C heap above the budget
+        self.memory_budget = memory_budget(cfg.train.memory_budget_mib)
+        if device.type == "cpu":
+            trim_above = cfg.train.release_memory_above_mib
+            trim_above = self.memory_budget if trim_above is None else trim_above * 2**20
+            if trim_above:
+                self.release_memory = ResidentBudget(trim_above)
         self.precision: Precision | None = None
         self.scaler: torch.amp.GradScaler | None = None
 
@@ -341,8 +348,8 @@ class Trainer:
             # The term's low-precision weight copies go too: the next term may not use them
             # (ISC: the GRU's bf16 copy, 0.1 GiB, would stay alive through the 2s-AGCN's term).
             torch.clear_autocast_cache()
-            if self.device.type == "cpu" and cfg.train.release_memory_above_mib:
-                release_free_memory(above=cfg.train.release_memory_above_mib * 2**20)
+            if self.release_memory is not None:
+                self.release_memory()
 
         # A method back-propagates its loss terms one by one (peak memory of one term) unless DDP
         # (one backward per forward) or torch.compile (a graph break per term) runs it.
