@@ -5,8 +5,8 @@ clips) and the raw normalised coordinates, both measured in the same test. Proto
 preset's linear probe (standardized features) and cosine 1-NN, train split as gallery.
 
 Asserted: linear evaluation beats the twin by MIN_LINEAR_MARGIN points. Measured at this budget
-(fp32, 1 thread; top-1 % linear / 1-NN): seed 0 (this test) 55.9 / 50.1 against the twin's
-41.9 / 47.1 and raw 62.0 / 75.8; the preset's seed 2 (queue 256, 2 warm-up epochs) 69.8 / 60.0
+(fp32; top-1 % linear / 1-NN): seed 0 (this test) 55.9 / 57.9 on 2 threads, 55.9 / 50.1 on 1,
+against the twin's 41.9 / 47.1 and raw 66.1 / 75.8 (62.0 / 75.8 on 1 thread); the preset's seed 2 (queue 256, 2 warm-up epochs) 69.8 / 60.0
 against 41.9 / 47.1. So at this budget the encoder is NOT above the raw coordinates, its 1-NN
 margin over the twin is small (+3.0 for seed 0), and on MSR Action3D seed 0 does not leave
 chance in 600 steps (27.1 / 12.5 against the twin's 25.3 / 19.0): neither is asserted here.
