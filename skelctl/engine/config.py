@@ -63,6 +63,20 @@ class OptimConfig:
     warmup_epochs: int = field(default=0, metadata=_range(0, None))
 
 
+Schedule = TypeVar("Schedule", bound=OptimConfig)
+
+
+def scaled_schedule(optim: Schedule, epochs: int, to_epochs: int) -> Schedule:
+    """`optim`'s milestones and warm-up, written for `epochs`, moved to the same fractions of
+    `to_epochs` (a milestone that would fall on or after the last epoch is dropped: it would
+    change nothing)."""
+    ratio = to_epochs / epochs
+    scaled = {max(1, round(m * ratio)) for m in optim.milestones}
+    return dataclasses.replace(
+        optim, milestones=tuple(sorted(m for m in scaled if m < to_epochs)),
+        warmup_epochs=min(round(optim.warmup_epochs * ratio), to_epochs - 1))
+
+
 @dataclass
 class TrainConfig:
     """How the loop runs. `batch_size` is the global batch (all ranks, all micro-batches)."""

@@ -46,6 +46,7 @@ from skelctl.engine.config import (
     build_config,
     load_config_file,
     load_preset,
+    scaled_schedule,
     to_dict,
     to_yaml,
 )
@@ -627,10 +628,8 @@ def fit_to_dataset(cfg: PretrainConfig, clips: int) -> PretrainConfig:
     train, optim, moco = cfg.train, cfg.optim, cfg.method.moco
     if train.min_steps and train.epochs * steps_per_epoch < train.min_steps:
         epochs = math.ceil(train.min_steps / steps_per_epoch)
-        ratio = epochs / train.epochs
+        optim = scaled_schedule(optim, train.epochs, epochs)
         train = dataclasses.replace(train, epochs=epochs)
-        optim = dataclasses.replace(optim, warmup_epochs=round(optim.warmup_epochs * ratio),
-                                    milestones=tuple(round(m * ratio) for m in optim.milestones))
     if moco.queue_fraction:
         fitted = max(batch, int(moco.queue_fraction * clips) // batch * batch)
         moco = dataclasses.replace(moco, queue_size=min(moco.queue_size, fitted))

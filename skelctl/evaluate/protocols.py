@@ -27,7 +27,13 @@ from skelctl.console import err
 from skelctl.data.clips import ClipBank
 from skelctl.data.normalize import NORMALIZATIONS
 from skelctl.data.store import SkeletonDataset, open_dataset
-from skelctl.engine.config import EvaluationConfig, StageConfig, load_config_file, load_preset
+from skelctl.engine.config import (
+    EvaluationConfig,
+    StageConfig,
+    load_config_file,
+    load_preset,
+    scaled_schedule,
+)
 from skelctl.engine.precision import resolve_device
 from skelctl.errors import RuntimeFailure, SkelctlError
 from skelctl.evaluate.features import (
@@ -264,11 +270,7 @@ def override(stage: StageConfig, **values: Any) -> StageConfig:
 def scaled_stage(stage: StageConfig, epochs: int) -> StageConfig:
     """`stage` stretched or shrunk to `epochs`, milestones and warm-up at the same fractions
     (a milestone that would fall on or after the last epoch is dropped: it would change nothing)."""
-    ratio = epochs / stage.epochs
-    scaled = {max(1, round(m * ratio)) for m in stage.milestones}
-    milestones = tuple(sorted(m for m in scaled if m < epochs))
-    return replace(stage, epochs=epochs, milestones=milestones,
-                   warmup_epochs=min(round(stage.warmup_epochs * ratio), epochs - 1))
+    return replace(scaled_schedule(stage, stage.epochs, epochs), epochs=epochs)
 
 
 def sized_stage(stage: StageConfig, clips: int) -> StageConfig:
