@@ -65,7 +65,7 @@ PROTOCOLS = ("linear", "knn")
 
 def make_dataset(root: Path) -> Path:
     from skelctl.data.preprocess import PreprocessOptions, preprocess
-    from skelctl.data.synth import synth_size, synthesize
+    from skelctl.synth import synth_size, synthesize
 
     synthesize("ntu60", root / "raw", 0, synth_size("ntu60", "demo"))
     preprocess("ntu60", root / "raw", root / "synth.h5", PreprocessOptions(workers=1))

@@ -24,9 +24,9 @@ from skelctl.data.formats import (
 from skelctl.data.layout import get_layout
 from skelctl.data.splits import NTU60_XSUB_TRAIN, load_missing_list, ntu_benchmarks, ntu_split_masks
 from skelctl.data.store import open_dataset
-from skelctl.data.synth import ACTIONS, synth_size, synthesize
-from skelctl.data.synth.kinect import COLOR_INTRINSICS, COLOR_OFFSET_X, DEPTH_INTRINSICS, project
 from skelctl.errors import SkelctlError
+from skelctl.synth import ACTIONS, synth_size, synthesize
+from skelctl.synth.kinect import COLOR_INTRINSICS, COLOR_OFFSET_X, DEPTH_INTRINSICS, project
 
 JOINT = {name: i for i, name in enumerate(get_layout("ntu25").joints)}
 MUTUAL = set(range(50, 61)) | set(range(106, 121))

@@ -47,8 +47,8 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     ) -> None:
         """Generate animated Kinect-v2 skeletons as genuine NTU RGB+D or PKU-MMD raw files."""
-        from skelctl.data.synth import synth_size, synthesize
-        from skelctl.data.synth.generate import check_kind
+        from skelctl.synth import synth_size, synthesize
+        from skelctl.synth.generate import check_kind
 
         check_kind(kind)
         ntu = kind.startswith("ntu")

@@ -32,7 +32,8 @@ import numpy as np
 
 from skelctl.atomic import atomic_path
 from skelctl.data.splits import NTU60_XSUB_TRAIN, NTU120_XSUB_TRAIN, load_missing_list
-from skelctl.data.synth.kinect import (
+from skelctl.errors import SkelctlError
+from skelctl.synth.kinect import (
     BODY_ID_BASE,
     PKU_ARTIFACTS,
     Artifacts,
@@ -40,16 +41,15 @@ from skelctl.data.synth.kinect import (
     Sensor,
     ring_of_cameras,
 )
-from skelctl.data.synth.motions import ACTIONS, DEFAULT_ORDER, Action, ease, perform
-from skelctl.data.synth.rig import Physique
-from skelctl.data.synth.writers import (
+from skelctl.synth.motions import ACTIONS, DEFAULT_ORDER, Action, ease, perform
+from skelctl.synth.rig import Physique
+from skelctl.synth.writers import (
     dense_bodies,
     ntu_skeleton_text,
     pku_label_text,
     pku_skeleton_text,
     pku_split_text,
 )
-from skelctl.errors import SkelctlError
 
 KINDS = ("ntu60", "ntu120", "pku1", "pku2")
 NTU_CAMERA_AZIMUTHS = (0.0, -45.0, 45.0)  # C001, C002, C003
