@@ -13,10 +13,11 @@ from test_cli_preprocess import run_cli
 
 from skelctl.augment.spatial import isc_one_of, shear
 from skelctl.augment.streams import to_stream
-from skelctl.data.custom import MIN_FRAMES, SPLIT_SEED
+from skelctl.data.clipfile import MIN_FRAMES
 from skelctl.data.layout import get_layout
 from skelctl.data.normalize import center_on_joint
 from skelctl.data.preprocess import PreprocessOptions, preprocess
+from skelctl.data.sources.custom import SPLIT_SEED
 from skelctl.data.store import open_dataset
 from skelctl.errors import RuntimeFailure, SkelctlError
 from skelctl.models.registry import build_encoder

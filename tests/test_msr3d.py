@@ -16,8 +16,8 @@ import torch
 from test_cli_preprocess import run_cli
 
 from skelctl.data.layout import PART_NAMES, get_layout
-from skelctl.data.msr3d import CLASS_NAMES, PAPER_LIST, parse_msr3d_name
 from skelctl.data.preprocess import PreprocessOptions, preprocess
+from skelctl.data.sources.msr3d import CLASS_NAMES, PAPER_LIST, parse_msr3d_name
 from skelctl.data.store import open_dataset
 from skelctl.errors import RuntimeFailure
 from skelctl.models.registry import build_encoder

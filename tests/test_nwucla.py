@@ -17,8 +17,8 @@ import torch
 from test_cli_preprocess import run_cli
 
 from skelctl.data.layout import get_layout
-from skelctl.data.nwucla import ACTIONS, CLASS_NAMES, parse_nwucla_name
 from skelctl.data.preprocess import PreprocessOptions, preprocess
+from skelctl.data.sources.nwucla import ACTIONS, CLASS_NAMES, parse_nwucla_name
 from skelctl.data.store import open_dataset
 from skelctl.errors import RuntimeFailure
 from skelctl.models.registry import build_encoder

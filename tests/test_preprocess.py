@@ -18,15 +18,9 @@ from skelctl.data.denoise import select_bodies
 from skelctl.data.formats import read_ntu_skeleton
 from skelctl.data.layout import get_layout
 from skelctl.data.normalize import align_view, center_on_joint
-from skelctl.data.preprocess import (
-    SOURCES,
-    Clip,
-    Parsed,
-    PreprocessOptions,
-    SourcePlan,
-    find_raw_files,
-    preprocess,
-)
+from skelctl.data.preprocess import PreprocessOptions, preprocess
+from skelctl.data.sources import SOURCES
+from skelctl.data.sources.base import Clip, Parsed, SourcePlan, find_raw_files
 from skelctl.data.store import open_dataset
 from skelctl.errors import RuntimeFailure, SkelctlError
 

@@ -212,7 +212,7 @@ def test_pku_text_and_npy_clips(shared_fixtures, tmp_path, monkeypatch, capsys):
     (["{ds}"], ["which sample?"]),
     (["{ds}", "solo", "--view", "under"], ["--view under"]),
     (["{missing}", "0"], ["dataset file not found"]),
-    (["{bad_npy}"], ["query has shape (4, 3)"]),
+    (["{bad_npy}"], ["clip has shape (4, 3)"]),
 ])
 def test_bad_show_input_is_one_line_exit_2(dataset, tmp_path, monkeypatch, capsys, args, needles):
     bad_npy = tmp_path / "bad.npy"

@@ -41,15 +41,15 @@ def register(app: typer.Typer) -> None:
         from skelctl.viz import require_matplotlib
 
         require_matplotlib()
+        from skelctl.data.clipfile import CLIP_SUFFIXES
         from skelctl.viz.skeleton import (
-            RAW_SUFFIXES,
             clip_from_dataset,
             clip_from_file,
             normalized_clip,
             render_clip,
         )
 
-        if Path(source).suffix in RAW_SUFFIXES:
+        if Path(source).suffix in CLIP_SUFFIXES:
             if sample is not None:
                 raise SkelctlError(f"a raw clip file is one sample: drop '{sample}'", source)
             clip = clip_from_file(Path(source), layout, bodies)

@@ -32,6 +32,7 @@ import numpy as np
 
 from skelctl import __version__
 from skelctl.atomic import atomic_path
+from skelctl.data.clipfile import NUM_BODIES
 from skelctl.data.layout import Layout
 from skelctl.errors import Rejection, RuntimeFailure, SkelctlError
 
@@ -41,7 +42,6 @@ except ImportError:  # pragma: no cover - depends on the build
     _speedups = None
 
 FORMAT = "skelctl-skeletons/1"
-NUM_BODIES = 2
 META_COLUMNS = ("subject", "camera", "setup", "replication")
 SPLIT_PARTS = ("train", "test")
 # 256 frames x 2 bodies x 25 joints x 3 = 150 KiB per chunk: a typical clip touches one or two
