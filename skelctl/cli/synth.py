@@ -7,12 +7,13 @@ from typing import Any
 
 import typer
 
+from skelctl.cli.options import ReadableHelp, json_flag
 from skelctl.console import err, print_json, progress
 from skelctl.errors import SkelctlError
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("synth")
+    @app.command("synth", cls=ReadableHelp)
     def synth_command(
         kind: str = typer.Argument(..., help="Dataset kind: ntu60, ntu120, pku1 or pku2."),
         out_dir: Path = typer.Argument(..., help="Folder to write the raw files into (created)."),
@@ -44,41 +45,18 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(
             False, "--force", help="Write into a non-empty OUT_DIR (same-name files are replaced)."
         ),
-        json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+        json_out: bool = json_flag("the summary"),
     ) -> None:
         """Generate animated Kinect-v2 skeletons as genuine NTU RGB+D or PKU-MMD raw files."""
         from skelctl.synth import synth_size, synthesize
-        from skelctl.synth.generate import check_kind
 
-        check_kind(kind)
-        ntu = kind.startswith("ntu")
-        for option, value, applies in (
-            ("--replications", replications, ntu),
-            ("--videos", videos, not ntu),
-        ):
-            if value is not None and not applies:
-                raise SkelctlError(f"option {option} does not apply to {kind}")
-        chosen = synth_size(
-            kind,
-            size,
-            performers=performers,
-            classes=classes,
-            actions=_id_list(actions),
-            replications=replications,
-            cameras=cameras,
-            frames=_frame_range(frames),
-            videos=videos,
-        )
+        chosen = synth_size(kind, size, performers=performers, classes=classes,
+                            actions=_id_list(actions), replications=replications, cameras=cameras,
+                            frames=_frame_range(frames), videos=videos)
         with progress(transient=True) as bar:
             task = bar.add_task(f"synth {kind}", total=None)
-            summary = synthesize(
-                kind,
-                out_dir,
-                seed,
-                chosen,
-                lambda done, total: bar.update(task, completed=done, total=total),
-                force=force,
-            )
+            summary = synthesize(kind, out_dir, seed, chosen, force=force, on_progress=lambda
+                                 done, total: bar.update(task, completed=done, total=total))
         _print_summary(summary)
         if json_out:
             print_json(summary)

@@ -103,9 +103,17 @@ PRESETS: dict[str, dict[str, SynthSize]] = {
 }
 
 
+NTU_ONLY, PKU_ONLY = ("replications",), ("videos",)  # size fields of one family of kinds
+
+
 def synth_size(kind: str, preset: str = "test", **overrides: Any) -> SynthSize:
-    """A preset size with some fields replaced (None leaves a field as the preset has it)."""
+    """A preset size with some fields replaced (None leaves a field as the preset has it); a
+    field of the other family of kinds (`replications` for PKU, `videos` for NTU) is an error."""
     check_kind(kind)
+    foreign = PKU_ONLY if kind.startswith("ntu") else NTU_ONLY
+    for name in foreign:
+        if overrides.get(name) is not None:
+            raise SkelctlError(f"option --{name} does not apply to {kind}")
     if preset not in PRESETS:
         raise SkelctlError(f"unknown size preset '{preset}' (expected one of {', '.join(PRESETS)})")
     return replace(PRESETS[preset][kind], **{k: v for k, v in overrides.items() if v is not None})

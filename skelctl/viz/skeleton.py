@@ -86,6 +86,24 @@ def present_bodies(joints: np.ndarray) -> np.ndarray:
 # --- loading ------------------------------------------------------------------------------------
 
 
+def load_clip(source: str, sample: str | None = None, layout: str = "ntu25",
+              bodies: str = "denoise") -> ShownClip:
+    """What `skelctl show SOURCE [SAMPLE]` draws: a raw clip file (`clip_from_file`), or sample
+    `sample` of a dataset file or kind name in the data root (`clip_from_dataset`)."""
+    if Path(source).suffix in CLIP_SUFFIXES:
+        if sample is not None:
+            raise SkelctlError(f"a raw clip file is one sample: drop '{sample}'", source)
+        return clip_from_file(Path(source), layout, bodies)
+    from skelctl.data.store import open_dataset
+    from skelctl.paths import resolve_dataset
+
+    with open_dataset(resolve_dataset(source)) as ds:
+        if sample is None:
+            raise SkelctlError(f"which sample? pass a name or an index 0..{ds.num_samples - 1} "
+                               "after the dataset", ds.path)
+        return clip_from_dataset(ds, sample)
+
+
 def clip_from_dataset(ds: Any, sample: str) -> ShownClip:
     """Sample `sample` (a name, or a 0-based index) of an open `SkeletonDataset`."""
     n = ds.num_samples
