@@ -8,18 +8,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from skelctl.cli.options import ReadableHelp, json_flag
 from skelctl.console import err, print_json
 from skelctl.paths import resolve_dataset
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("info", cls=ReadableHelp)
+    @app.command("info")
     def info_command(
         dataset: str = typer.Argument(
             ..., help="A dataset .h5 file, or a kind name in the data root."
         ),
-        json_out: bool = json_flag("everything"),
+        json_out: bool = typer.Option(False, "--json", help="Print everything as JSON on stdout."),
     ) -> None:
         """Samples per split, class histogram, clip lengths, rejected files, options, layout."""
         from skelctl.data.stats import dataset_info

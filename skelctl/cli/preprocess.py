@@ -15,7 +15,6 @@ from rich.progress import ProgressColumn, Task
 from rich.table import Table
 from rich.text import Text
 
-from skelctl.cli.options import ReadableHelp, json_flag
 from skelctl.console import err, print_json, progress
 from skelctl.errors import RuntimeFailure
 from skelctl.paths import data_root
@@ -52,7 +51,7 @@ def _stop_requests() -> Iterator[threading.Event]:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("preprocess", cls=ReadableHelp)
+    @app.command("preprocess")
     def preprocess_command(
         kind: str = typer.Argument(
             ..., help="Dataset kind: ntu60, ntu120, pku1, pku2 (and nwucla, msr3d, custom)."),
@@ -66,7 +65,7 @@ def register(app: typer.Typer) -> None:
         align: bool = typer.Option(False, "--align", help="Also rotate frame 0 to a canonical view."),
         workers: int = typer.Option(0, help="Parsing processes, this one included (0: all cores)."),
         strict: bool = typer.Option(False, "--strict", help="Fail (exit 1, no output) on any bad file."),
-        json_out: bool = json_flag("the run summary"),
+        json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
         missing_list: Path | None = typer.Option(
             None, help="NTU: missing-skeleton list to apply instead of the official one."),
         keep_missing: bool = typer.Option(

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import typer
 
-from skelctl.cli.options import ReadableHelp, json_flag
 from skelctl.console import err, print_json
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("show", cls=ReadableHelp)
+    @app.command("show")
     def show_command(
         source: str = typer.Argument(..., metavar="DATASET|FILE",
                                      help="A dataset .h5 file or kind name in the data root, or a "
@@ -35,7 +34,7 @@ def register(app: typer.Typer) -> None:
             help="Draw the clip in the input coordinates a preset's data.normalize gives its "
             "encoder (default: as stored or recorded)."),
         dpi: int = typer.Option(100, "--dpi", min=20, max=600, help="Resolution."),
-        json_out: bool = json_flag("what was written"),
+        json_out: bool = typer.Option(False, "--json", help="Print what was written as JSON on stdout."),
     ) -> None:
         """Draw a clip's skeletons, bones on the layout's graph, one colour per actor."""
         from skelctl.viz import require_matplotlib

@@ -7,13 +7,12 @@ from typing import Any
 
 import typer
 
-from skelctl.cli.options import ReadableHelp, json_flag
 from skelctl.console import err, print_json, progress
 from skelctl.errors import SkelctlError
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("synth", cls=ReadableHelp)
+    @app.command("synth")
     def synth_command(
         kind: str = typer.Argument(..., help="Dataset kind: ntu60, ntu120, pku1 or pku2."),
         out_dir: Path = typer.Argument(..., help="Folder to write the raw files into (created)."),
@@ -45,7 +44,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(
             False, "--force", help="Write into a non-empty OUT_DIR (same-name files are replaced)."
         ),
-        json_out: bool = json_flag("the summary"),
+        json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     ) -> None:
         """Generate animated Kinect-v2 skeletons as genuine NTU RGB+D or PKU-MMD raw files."""
         from skelctl.synth import synth_size, synthesize
