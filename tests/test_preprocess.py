@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import h5py
 import numpy as np
 import pytest
+from helpers import ntu_raw
 
 from skelctl.data import formats, parallel, store
 from skelctl.data.denoise import select_bodies
@@ -28,13 +29,6 @@ LAYOUT = get_layout("ntu25")
 NTU60_XSUB_TRAIN = {1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38}
 PKU_VIDEO = "A10N08-L"
 PKU_FRAMES = 1040
-
-
-def ntu_raw(shared_fixtures: Path, folder: Path) -> Path:
-    shutil.copytree(shared_fixtures / "ntu", folder)
-    for path in folder.iterdir():
-        path.chmod(0o644)
-    return folder
 
 
 def fields(name: str) -> dict[str, int]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pretrain_helpers import write_tiny_dataset
+from helpers import write_tiny_dataset
 from test_evaluate_linear import make_run
 
 from skelctl.data.clipfile import as_clip

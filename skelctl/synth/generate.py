@@ -91,7 +91,7 @@ class SynthSize:
 # performers x 1 replication x 3 cameras = 2,400 files, 20 performers in each xsub half;
 # PKU: 12 videos x 3 views). Many performers with one take each: with 8 performers x 2
 # replications (4 training performers) pretraining fell well behind a random encoder on the
-# held-out performers; with 40 it comes level on linear evaluation (tests/test_learning.py).
+# held-out performers; with 40 it comes level on linear evaluation (docs/learning-synthetic.md).
 PRESETS: dict[str, dict[str, SynthSize]] = {
     "test": {kind: SynthSize() for kind in KINDS},
     "demo": {

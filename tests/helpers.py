@@ -1,19 +1,27 @@
-"""Tiny datasets and CLI runners shared by the pretraining tests (engine, checkpoints, DDP)."""
+"""What several test modules share: running `skelctl` (in-process and as a subprocess), tiny
+datasets, copies of the real raw fixtures, small encoder settings. Fixtures are in conftest.py."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from skelctl.cli.app import main
 from skelctl.data.layout import get_layout
-from skelctl.data.store import DatasetWriter
+from skelctl.data.store import DatasetWriter, open_dataset
+from skelctl.models.registry import build_encoder
 
 REPO = Path(__file__).resolve().parents[1]
+SMALL_FRAMES = {"stgcn": 16, "agcn": 16, "gru": 6, "cnn": 16}  # a clip length each encoder takes
 NUM_CLASSES = 4
 # each class moves a different body part; the pose is otherwise a fixed random skeleton
 MOVING_PART = ("arm_left", "arm_right", "leg_left", "trunk")
@@ -59,12 +67,52 @@ def tiny_overrides(**extra: object) -> list[str]:
     return items
 
 
+def run_cli(args: list[str]) -> tuple[int, str, str]:
+    """`skelctl ARGS` in-process through the real entry point (exit-code mapping included):
+    (exit code, stdout, stderr)."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            main(list(args))
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code or 0
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
 def skelctl_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "skelctl", *args]
 
 
-def run_skelctl(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_skelctl(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
+                cwd: Path | None = REPO, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """`skelctl ARGS` as a subprocess (its environment: ours plus `env`), output captured."""
     return subprocess.run(
-        skelctl_command(*args), capture_output=True, text=True, cwd=REPO, timeout=timeout,
-        env={**os.environ, **(env or {})},
+        skelctl_command(*args), capture_output=True, text=True, cwd=cwd, timeout=timeout,
+        env={**os.environ, **(env or {})}, input=stdin,
     )
+
+
+def ntu_raw(shared_fixtures: Path, folder: Path) -> Path:
+    """A writable copy of the real NTU fixture files in `folder`."""
+    shutil.copytree(shared_fixtures / "ntu", folder)
+    for path in folder.iterdir():
+        path.chmod(0o644)
+    return folder
+
+
+def assert_encoders_run(dataset: Path, name: str, layout: str) -> None:
+    """Encoder `name` builds from the layout stored in `dataset` and gives finite features for
+    its first three clips (evenly spaced frames: the simplest temporal resize)."""
+    frames = SMALL_FRAMES[name]
+    with open_dataset(dataset) as ds:
+        stored = ds.layout
+        clips = [ds.clip(i) for i in range(3)]
+    x = np.stack([c[np.linspace(0, len(c) - 1, frames).round().astype(int)] for c in clips])
+    x = torch.from_numpy(x).permute(0, 4, 1, 3, 2)  # (N, T, M, V, C) -> (N, C, T, V, M)
+    encoder = build_encoder(name, stored, in_channels=3, num_persons=2, frames=frames).eval()
+    assert encoder.config["layout"]["name"] == layout
+    with torch.no_grad():
+        features = encoder(x)
+    assert features.shape == (3, encoder.feature_dim)
+    assert torch.isfinite(features).all()
