@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,19 @@ def run_skelctl(*args: str, env: dict[str, str] | None = None, timeout: float = 
         skelctl_command(*args), capture_output=True, text=True, cwd=cwd, timeout=timeout,
         env={**os.environ, **(env or {})}, input=stdin,
     )
+
+
+def wait_for_step(metrics: Path, step: int, proc: subprocess.Popen, timeout: float = 300) -> None:
+    """Wait until the running pretraining `proc` has logged step `step` in `metrics`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        if metrics.exists():
+            steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines() if line.endswith("}")]
+            if steps and max(steps) >= step:
+                return
+        time.sleep(0.01)
+    raise AssertionError("the run did not reach the step in time")
 
 
 def ntu_raw(shared_fixtures: Path, folder: Path) -> Path:

@@ -16,14 +16,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import types
 import typing
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO, run_skelctl, skelctl_command, tiny_overrides
+from helpers import REPO, run_skelctl, skelctl_command, tiny_overrides, wait_for_step
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -312,18 +311,6 @@ def test_building_an_index_takes_its_folder_lock(finished, tmp_path):
 
 
 # --- row 10: SIGTERM / SIGINT save the step reached ----------------------------------------------
-
-
-def wait_for_step(metrics: Path, step: int, proc: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        if metrics.exists():
-            steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines() if line.endswith("}")]
-            if steps and max(steps) >= step:
-                return
-        time.sleep(0.01)
-    raise AssertionError("the run did not reach the step in time")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, run_skelctl, skelctl_command, tiny_overrides
+from helpers import REPO, run_skelctl, skelctl_command, tiny_overrides, wait_for_step
 from torch import nn
 
 from skelctl.engine import memory
@@ -223,18 +223,6 @@ def test_pretrain_writes_run_directory_and_metrics(straight):
     epochs = [r for r in records if r["kind"] == "epoch"]
     assert [r["epoch"] for r in epochs] == [1, 2] and all(math.isfinite(r["loss"]) for r in epochs)
     assert load_checkpoint(run / "checkpoints" / "epoch_1.pt")["step"] == TOTAL_STEPS // 2
-
-
-def wait_for_step(metrics, step: int, proc, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        if metrics.exists():
-            steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines() if line.endswith("}")]
-            if steps and max(steps) >= step:
-                return
-        time.sleep(0.01)
-    raise AssertionError("the run did not reach the step in time")
 
 
 def test_resume_after_sigkill_is_bit_exact(tiny_pretrain_data, straight, tmp_path):
