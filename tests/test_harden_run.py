@@ -123,12 +123,12 @@ def test_failures_of_every_command_are_one_line_an_exit_code_and_one_json_docume
 
 
 def test_unexpected_errors_and_a_full_disk_are_exit_1_in_one_line(tiny_pretrain_data, monkeypatch):
-    import skelctl.data.store as store
+    import skelctl.data.stats as stats  # where `info` opens the dataset
 
     def broken(*args, **kwargs):
         raise ValueError("a bug\nwith a second line")
 
-    monkeypatch.setattr(store, "open_dataset", broken)
+    monkeypatch.setattr(stats, "open_dataset", broken)
     code, stdout, stderr = invoke("info", tiny_pretrain_data, "--json")
     error = assert_failure(code, stdout, stderr, 1, only_line=True)
     assert error["reason"].startswith("internal error: ValueError: a bug (")
@@ -136,7 +136,7 @@ def test_unexpected_errors_and_a_full_disk_are_exit_1_in_one_line(tiny_pretrain_
     def several_lines(*args, **kwargs):
         raise SkelctlError("a reason\n  given on two lines", "some.h5", 3)
 
-    monkeypatch.setattr(store, "open_dataset", several_lines)
+    monkeypatch.setattr(stats, "open_dataset", several_lines)
     code, stdout, stderr = invoke("info", tiny_pretrain_data, "--json")
     assert assert_failure(code, stdout, stderr, 2, only_line=True)["reason"] == "a reason given on two lines"
     assert stderr == "error: some.h5:3: a reason given on two lines\n"
@@ -144,7 +144,7 @@ def test_unexpected_errors_and_a_full_disk_are_exit_1_in_one_line(tiny_pretrain_
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "out.h5")
 
-    monkeypatch.setattr(store, "open_dataset", full)
+    monkeypatch.setattr(stats, "open_dataset", full)
     code, stdout, stderr = invoke("info", tiny_pretrain_data, "--json")
     error = assert_failure(code, stdout, stderr, 1, only_line=True)
     assert error == {"path": "out.h5", "line": None, "reason": "No space left on device", "exit_code": 1}
