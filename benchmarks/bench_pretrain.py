@@ -259,12 +259,14 @@ def main() -> int:
     precisions = args.precisions.split(",")
     for method in methods:
         runs: dict[str, list[dict]] = {}
-        for _ in range(args.rounds):
-            if method in references:
-                runs.setdefault("reference", []).append(
-                    run_worker(["reference", method, str(Path(references[method]).resolve())], args.device, steps, [], False))
-            for precision in precisions:
-                runs.setdefault(precision, []).append(run_worker([method, precision], args.device, steps, args.set, args.flops))
+        for round_ in range(1, args.rounds + 1):
+            configs = [("reference", ["reference", method, str(Path(references[method]).resolve())], [])] * (method in references)
+            configs += [(p, [method, p], args.set) for p in precisions]
+            for name, what, overrides in configs:
+                result = run_worker(what, args.device, steps, overrides, args.flops and name != "reference")
+                runs.setdefault(name, []).append(result)
+                print(f"  ({method} {name}, round {round_}: steps s {_seconds(result['step_seconds'])}, "
+                      f"peak RSS {result['peak_rss_gib']:.2f} GiB)", flush=True)
         report(method, runs, args.device, {"fp32": fp32, "bf16": bf16})
     return 0
 

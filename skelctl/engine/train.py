@@ -6,7 +6,8 @@ augmentations and its dropout masks are the same whether the run went straight t
 killed and resumed from a checkpoint, and differ between epochs and between ranks.
 
 A step: the global batch (`train.batch_size`) is cut into `world_size` rank shards, each into
-`accumulate` micro-batches; every micro-batch makes its views (no grad), runs the method under
+`accumulate` micro-batches (on a CPU with `train.accumulate` null, as many as the memory budget
+needs, `choose_memory_plan`); every micro-batch makes its views (no grad), runs the method under
 autocast and back-propagates `loss / accumulate` (the method does it term by term as its loss
 terms complete, `methods.moco.LossSum`, which bounds the peak memory by the largest term); one
 SGD step follows. The gradient is then the large batch's mean gradient; what stays per
