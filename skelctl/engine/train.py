@@ -289,14 +289,14 @@ class Trainer:
         `train.activation_checkpointing` is null, on a CPU: the fastest plan predicted to keep
         the peak resident size within `train.memory_budget_mib` (engine/memory.py), predicted
         from the bytes a trial step saves for backward (after `choose_precision`: bf16 saves
-        half). Chosen on rank 0; a checkpoint keeps it, so a resumed run keeps it too."""
+        half). Every rank runs the trial (as the precision trial), rank 0's choice holds; a
+        checkpoint keeps it, so a resumed run keeps it too."""
         train = self.cfg.train
         if self.memory_plan is None:
             plan = MemoryPlan(train.accumulate or 1, bool(train.activation_checkpointing))
             automatic = train.accumulate is None or train.activation_checkpointing is None
             if automatic and self.device.type == "cpu":
-                chosen = self._predicted_plan() if self.ctx.is_main else None
-                chosen = distributed.broadcast_object(chosen, self.ctx)
+                chosen = distributed.broadcast_object(self._predicted_plan(), self.ctx)  # rank 0's
                 plan, self.predicted_peak = MemoryPlan(*chosen[0]), chosen[1]
             self.memory_plan = plan
         self.plan = StepPlan(train.batch_size, self.ctx.world_size, self.memory_plan.accumulate)
