@@ -418,14 +418,17 @@ def test_the_plan_is_the_fastest_predicted_to_fit_the_budget():
     candidates = memory.candidate_plans(64, None, None)
     assert candidates[0] == memory.MemoryPlan(1, False) and candidates[-1] == memory.MemoryPlan(8, True)
 
-    def chosen(budget_mib: int) -> memory.MemoryPlan:
-        return memory.choose_plan(candidates, trial, 64, 2**30, budget_mib * 2**20)[0]
+    def chosen(budget: int) -> memory.MemoryPlan:
+        return memory.choose_plan(candidates, trial, 64, 2**30, budget)[0]
 
-    whole = memory.predicted_peak(memory.MemoryPlan(1, False), trial, 64, 2**30)
-    assert chosen(whole // 2**20 + 1) == memory.MemoryPlan(1, False)  # fits: nothing is paid
-    assert chosen(whole // 2**20 - 1) == memory.MemoryPlan(2, False)  # micro-batches before checkpointing
-    assert chosen(1130) == memory.MemoryPlan(4, True)  # no split fits without checkpointing
-    assert chosen(64) == memory.MemoryPlan(8, True)  # unreachable: the least memory
+    def peak(accumulate: int, checkpointing: bool) -> int:
+        return memory.predicted_peak(memory.MemoryPlan(accumulate, checkpointing), trial, 64, 2**30)
+
+    assert peak(1, False) > peak(2, False) > peak(8, False) > peak(4, True) > peak(8, True) > 2**30
+    assert chosen(peak(1, False)) == memory.MemoryPlan(1, False)  # fits: nothing is paid
+    assert chosen(peak(1, False) - 1) == memory.MemoryPlan(2, False)  # micro-batches before checkpointing
+    assert chosen(peak(4, True)) == memory.MemoryPlan(4, True)  # no split fits without checkpointing
+    assert chosen(64 * 2**20) == memory.MemoryPlan(8, True)  # unreachable: the least memory
     # set keys are kept: only what is null is chosen
     assert memory.candidate_plans(64, 2, None) == [memory.MemoryPlan(2, False), memory.MemoryPlan(2, True)]
     assert memory.candidate_plans(64, None, False)[-1] == memory.MemoryPlan(8, False)
