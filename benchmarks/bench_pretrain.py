@@ -1,36 +1,37 @@
-"""Pretraining throughput and memory at the papers' reference configuration, measured in one run.
+"""Pretraining speed and memory at the papers' configuration, against the reference
+implementations' own training steps measured in the same run on the same machine.
 
 For `skelemix` (SkeleMixCLR+) and `isc` (sequence + graph) at batch 64, 64 frames and the paper's
-queue, each precision runs in its own subprocess (clean peak RSS): the engine's own training
-step (`Trainer._step`: views from a ClipBank, forward, backward, SGD) for a few timed steps
-after warm-up; peak RSS is read after them (precision trial included, as in a real run), before
-the step whose FLOPs are counted (the counter keeps alive tensors that training frees). `auto`
-is what `--precision auto` picks on this machine (a measured trial, see
-skelctl/engine/precision.py). The same run measures the machine's matmul GFLOP/s (fp32, bf16)
-and counts each step's FLOPs (torch's FlopCounterMode, forward + backward), so the step's
-effective GFLOP/s can be compared with the machine's peak. On a shared machine the wall-clock
-rate depends on other jobs; the best step and the CPU-time rate (samples per CPU-second times
-the thread count: the rate with the threads' cores to themselves) bound what the code can do.
-FLOPs on CUDA miss cuDNN's fused GRU (FlopCounterMode does not count it), so ISC's CUDA
-TFLOP/step is an undercount.
+queue, each configuration runs in its own subprocess (its own heap, so its own peak RSS): the
+engine's training step (`Trainer._step`: views from a ClipBank, forward, backward, SGD) in each
+precision, as shipped (the preset's memory budget picks micro-batches / activation checkpointing,
+engine/memory.py), for `--steps` timed steps after a warm-up step; then the encoder passes such a
+step runs, timed alone (forward + backward of each query encoder pass, forward of each key
+encoder, random inputs, in the step's precision, without checkpointing): the encoder share of
+the step is what the rest of the step costs. With `--reference-skelemix DIR` / `--reference-isc
+DIR` (a checkout of github.com/czhaneva/SkeleMixCLR / github.com/fmthoker/skeleton-contrast) the
+reference's own training loop runs in a subprocess too (benchmarks/reference_steps.py: its model,
+loss and SGD step, fp32, random inputs of the same shape; steps after its first timed), and the
+bench prints the ratios and the targets: met, or missed by how much. `--rounds R` repeats the
+reference / skelctl subprocesses R times, interleaved; the figures are medians over all steps.
 
-Anchors (SPEC 3, 5; the reference implementations on this 2-core CPU, batch 64, fp32):
-SkeleMixCLR 1.53 samples/s at 9.2 GiB peak RSS; ISC 1.13 samples/s at 8.65 GiB. Targets:
->= 4x the samples/s, <= 2 GiB. On CPU the run ends with ISC memory-bounded (`MEMORY_BOUNDED`:
-the same global batch in micro-batches, activation checkpointing, heap trimming). The bank is
-a synthetic 512-clip one (lengths 40-300 frames), so RSS is the model, optimizer, queue and
-activations; the training split's bank adds its frames x 600 bytes (`--data X.h5` prints that
-for a real dataset).
+The bank is a synthetic 512-clip one (lengths 40-300 frames), so RSS is the model, optimizer,
+queue and activations; a real training split adds its frames x 600 bytes (`--data X.h5` prints
+that for a dataset). `--flops` also counts one step's FLOPs (torch's FlopCounterMode) to compare
+the step's effective GFLOP/s with the machine's matmul rate.
 
-Usage: python benchmarks/bench_pretrain.py [--device cpu|cuda] [--steps N] [--methods skelemix,isc]
-       [--precisions fp32,auto] [--data ntu60.h5] [--set train.activation_checkpointing=true]
+Usage: python benchmarks/bench_pretrain.py [--device cpu|cuda] [--steps N] [--rounds R]
+       [--methods skelemix,isc] [--precisions fp32,bf16] [--reference-skelemix DIR]
+       [--reference-isc DIR] [--flops] [--data ntu60.h5] [--set KEY=VALUE]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,14 +40,11 @@ from pathlib import Path
 
 import torch
 
-REFERENCE = {"skelemix": (1.53, 9.2), "isc": (1.13, 8.65)}  # samples/s, GiB peak RSS
-TARGET_SPEEDUP, TARGET_GIB = 4.0, 2.0
-# ISC on a CPU with little memory (README, Troubleshooting): the global batch of 64 as 4
-# micro-batches of 16, each encoder unit's activations recomputed in backward, and the C heap
-# trimmed after a loss term when the resident size is above 2 GiB.
-MEMORY_BOUNDED = {"isc": ["train.accumulate=4", "train.activation_checkpointing=true",
-                          "train.memory_budget_mib=2048"]}
-SKELEMIX_REFERENCE_TFLOP = 1.26  # per batch of 64 (SPEC 3)
+BATCH, FRAMES = 64, 64
+# same run, same machine: skelctl's samples/s over the reference step's, by method and precision
+TARGET_SPEEDUP = {("skelemix", "bf16"): 2.0, ("skelemix", "fp32"): 1.2, ("isc", "bf16"): 2.0}
+TARGET_GIB = 2.0  # peak RSS as shipped
+TARGET_ENCODER_SHARE = 0.9  # the encoder passes' share of the step
 BYTES_PER_FRAME = 2 * 25 * 3 * 4  # a bank frame: 2 bodies x 25 joints x xyz, float32
 
 
@@ -78,9 +76,57 @@ def synthetic_bank(device: str, clips: int = 512):
     return ClipBank.from_arrays(frames, offsets, labels, device)
 
 
-def worker(method: str, precision: str, device_name: str, steps: int, overrides: list[str]) -> dict:
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo, as lscpu prints it)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def encoder_passes(method: torch.nn.Module) -> list[tuple[torch.nn.Module, int, bool]]:
+    """(encoder, passes, with gradient) of one training step of `method`: each MoCo branch's
+    query encoder once per loss term that runs it (SkeleMixCLR+: the instance term and one per
+    mixed batch), its key encoder once, without gradient."""
+    from skelctl.methods.moco import MomentumBranch
+
+    mixing = getattr(method, "mixing", None)
+    query_passes = 1 + (mixing.repeat if mixing is not None else 0)
+    passes = []
+    for branch in (m for m in method.modules() if isinstance(m, MomentumBranch)):
+        passes += [(branch.query.encoder, query_passes, True), (branch.key.encoder, 1, False)]
+    return passes
+
+
+def time_encoder_passes(method: torch.nn.Module, precision, device: torch.device) -> float:
+    """Seconds of the encoder passes of one step, on random clips of the step's shape."""
+    from skelctl.engine.precision import autocast
+    from skelctl.models.layers import use_activation_checkpointing
+
+    use_activation_checkpointing(method, False)
+    x = torch.randn(BATCH, 3, FRAMES, 25, 2, device=device)
+    start = time.perf_counter()
+    for encoder, passes, grad in encoder_passes(method):
+        for _ in range(passes):
+            with torch.set_grad_enabled(grad), autocast(precision, device):
+                out = encoder(x)
+            if grad:
+                out.float().sum().backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    for p in method.parameters():
+        p.grad = None
+    return seconds
+
+
+def worker(method: str, precision: str, device_name: str, steps: int, overrides: list[str], flops: bool) -> dict:
     """One configuration, in this process: warm-up, `steps` timed steps (peak RSS read here: the
-    process as training leaves it), then one step with its FLOPs counted."""
+    process as training leaves it), the encoder passes timed `steps` times, then (`flops`) one
+    step with its FLOPs counted."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from skelctl.data.layout import get_layout
@@ -89,8 +135,9 @@ def worker(method: str, precision: str, device_name: str, steps: int, overrides:
     from skelctl.engine.rundir import RunDir
     from skelctl.engine.train import Trainer, epoch_permutation
     from skelctl.methods import build_method
+    from skelctl.models.layers import use_activation_checkpointing
 
-    cfg = load_preset(method, ["train.batch_size=64", "data.frames=64", f"train.precision={precision}",
+    cfg = load_preset(method, [f"train.batch_size={BATCH}", f"data.frames={FRAMES}", f"train.precision={precision}",
                                f"train.device={device_name}", *overrides])
     device = torch.device(device_name)
     bank = synthetic_bank(device_name)
@@ -99,68 +146,109 @@ def worker(method: str, precision: str, device_name: str, steps: int, overrides:
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, RunDir(tmp), DistContext(), device, model, bank, None, None, {}, show_progress=False)
         trainer.choose_precision()
+        trainer.choose_memory_plan()
         permutation = epoch_permutation(0, 0, len(bank))
         warm_up = 3 if device.type == "cuda" else 1
         for warm in range(warm_up):
             trainer._step(model, model, permutation, warm, cfg.optim.lr)
-        times, cpu_times = [], []
+        times = []
         for step in range(steps):
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            start, cpu_start = time.perf_counter(), time.process_time()
+            start = time.perf_counter()
             trainer._step(model, model, permutation, (warm_up + step) % trainer.steps_per_epoch, cfg.optim.lr)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
-            cpu_times.append(time.process_time() - cpu_start)
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         cuda_peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
-        counter = FlopCounterMode(display=False)  # last: the counter keeps alive what training frees
-        with counter:
-            trainer._step(model, model, permutation, warm_up + steps, cfg.optim.lr)
-    median = sorted(times)[len(times) // 2]
+        plan = trainer.memory_plan
+        encoder_times = [time_encoder_passes(model, trainer.precision, device) for _ in range(steps)]
+        tflop = None
+        if flops:
+            counter = FlopCounterMode(display=False)  # last: the counter keeps alive what training frees
+            use_activation_checkpointing(model, plan.checkpointing)
+            with counter:
+                trainer._step(model, model, permutation, warm_up + steps, cfg.optim.lr)
+            tflop = counter.get_total_flops() / 1e12
     return {
         "method": method, "requested": precision, "precision": trainer.precision.name,
-        "device": device_name, "batch": 64, "frames": 64, "queue": cfg.method.moco.queue_size,
-        "step_seconds": [round(t, 3) for t in times], "samples_per_s": 64 / median,
-        "best_samples_per_s": 64 / min(times),
-        "cpu_samples_per_s": 64 * torch.get_num_threads() / (sorted(cpu_times)[len(cpu_times) // 2]),
-        "tflop_per_step": counter.get_total_flops() / 1e12,
-        "peak_rss_gib": peak_rss,
-        "cuda_peak_gib": cuda_peak,
+        "queue": cfg.method.moco.queue_size, "step_seconds": times, "encoder_seconds": encoder_times,
+        "accumulate": plan.accumulate, "checkpointing": plan.checkpointing,
+        "predicted_gib": None if trainer.predicted_peak is None else trainer.predicted_peak / 2**30,
+        "budget_gib": trainer.memory_budget / 2**30,
+        "tflop_per_step": tflop, "peak_rss_gib": peak_rss, "cuda_peak_gib": cuda_peak,
         "threads": torch.get_num_threads(),
     }
 
 
-def run_config(method: str, precision: str, device: str, steps: int, overrides: list[str]) -> dict:
-    command = [sys.executable, __file__, "--worker", method, precision, "--device", device, "--steps", str(steps),
-               *(f"--set={o}" for o in overrides)]
+def reference_worker(method: str, directory: str, steps: int) -> dict:
+    """The reference's own training loop for one warm-up and `steps` timed steps, fp32."""
+    import reference_steps
+
+    times = reference_steps.run(method, directory, BATCH, FRAMES, 1, steps)
+    return {"step_seconds": times, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "threads": torch.get_num_threads()}
+
+
+def run_worker(what: list[str], device: str, steps: int, overrides: list[str], flops: bool) -> dict:
+    command = [sys.executable, __file__, "--worker", *what, "--device", device, "--steps", str(steps),
+               *(f"--set={o}" for o in overrides), *(["--flops"] if flops else [])]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"{method}/{precision} failed:\n{result.stderr[-2000:]}")
+        raise RuntimeError(f"{'/'.join(what)} failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def rate(seconds: list[float]) -> float:
+    return BATCH / statistics.median(seconds)
+
+
+def verdict(value: float, target: float, higher_is_better: bool = True) -> str:
+    """'met' or 'missed by N%' (of the target)."""
+    met = value >= target if higher_is_better else value <= target
+    if met:
+        return "met"
+    return f"MISSED by {100 * abs(value - target) / target:.0f}%"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 5 on CPU, 20 on CUDA)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per subprocess (default: 3 on CPU, 20 on CUDA)")
+    parser.add_argument("--rounds", type=int, default=1, help="reference and skelctl subprocesses, interleaved, this many times")
     parser.add_argument("--methods", default="skelemix,isc")
-    parser.add_argument("--precisions", default="fp32,auto")
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--reference-skelemix", metavar="DIR", help="a checkout of github.com/czhaneva/SkeleMixCLR")
+    parser.add_argument("--reference-isc", metavar="DIR", help="a checkout of github.com/fmthoker/skeleton-contrast")
+    parser.add_argument("--flops", action="store_true", help="count one step's FLOPs")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a preset override for every configuration, e.g. train.activation_checkpointing=true")
+                        help="a preset override for every configuration, e.g. train.memory_budget_mib=4096")
     parser.add_argument("--data", help="a dataset .h5: print the size of its xsub training bank")
-    parser.add_argument("--worker", nargs=2, metavar=("METHOD", "PRECISION"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    steps = args.steps or (5 if args.device == "cpu" else 20)
+    steps = args.steps or (3 if args.device == "cpu" else 20)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    if args.worker and args.worker[0] == "reference":
+        print(json.dumps(reference_worker(args.worker[1], args.worker[2], steps)))
+        return 0
     if args.worker:
-        print(json.dumps(worker(*args.worker, args.device, steps, args.set)))
+        print(json.dumps(worker(*args.worker, args.device, steps, args.set, args.flops)))
         return 0
 
+    import reference_steps
+
+    methods = args.methods.split(",")
+    references = {m: d for m, d in (("skelemix", args.reference_skelemix), ("isc", args.reference_isc))
+                  if d is not None and m in methods}
+    for method, directory in references.items():
+        error = reference_steps.checkout_error(method, directory)
+        if error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     fp32, bf16 = (matmul_gflops(dtype, args.device) for dtype in (torch.float32, torch.bfloat16))
-    print(f"machine: {args.device}, {torch.get_num_threads()} threads; matmul 2048^3: fp32 {fp32:.0f} GFLOP/s, "
-          f"bf16 {bf16:.0f} GFLOP/s (x{bf16 / fp32:.2f})")
+    print(f"machine: {args.device}, {cpu_name()}, {torch.get_num_threads()} threads; matmul 2048^3: fp32 {fp32:.0f} "
+          f"GFLOP/s, bf16 {bf16:.0f} GFLOP/s (x{bf16 / fp32:.2f})", flush=True)
     if args.data:
         from skelctl.data.store import open_dataset
 
@@ -168,34 +256,67 @@ def main() -> int:
             frames = int(ds.lengths[ds.split("xsub", "train")].sum())
         print(f"{args.data}: the xsub training bank holds {frames:,} frames = "
               f"{frames * BYTES_PER_FRAME / 2**30:.2f} GiB (not included below)")
-    configs = [(m, p, args.set, "") for m in args.methods.split(",") for p in args.precisions.split(",")]
-    if args.device == "cpu":
-        configs += [(m, "auto", [*args.set, *MEMORY_BOUNDED[m]], " (memory-bounded)")
-                    for m in args.methods.split(",") if m in MEMORY_BOUNDED]
-    for method, precision, overrides, label in configs:
-        ref_rate, ref_gib = REFERENCE[method]
-        if label:
-            print(f"{method}{label}: {' '.join(MEMORY_BOUNDED[method])}")
-        r = run_config(method, precision, args.device, steps, overrides)
-        rate, tflop = r["samples_per_s"], r["tflop_per_step"]
-        effective = tflop * 1e3 * rate / 64
-        peak = fp32 if r["precision"] == "fp32" else bf16
-        memory = r["cuda_peak_gib"] if args.device == "cuda" else r["peak_rss_gib"]
-        line = (f"{method:8s} {precision:>4s}->{r['precision']}{label}: {rate:7.2f} samples/s "
-                f"(x{rate / ref_rate:.2f} vs reference {ref_rate}, target x{TARGET_SPEEDUP:.0f}); "
-                f"peak {'GPU memory' if args.device == 'cuda' else 'RSS'} {memory:.2f} GiB")
-        if args.device == "cpu":
-            line += f" (x{memory / ref_gib:.2f} of reference {ref_gib} GiB, target <= {TARGET_GIB} GiB)"
-        line += (f"; {tflop:.3f} TFLOP/step counted -> {effective:.0f} GFLOP/s effective "
-                 f"({100 * effective / peak:.0f}% of {r['precision'] if r['precision'] != 'fp16' else 'bf16'} matmul peak)")
-        if method == "skelemix":
-            line += f"; at the reference's {SKELEMIX_REFERENCE_TFLOP} TFLOP/step: {SKELEMIX_REFERENCE_TFLOP * 1e3 * rate / 64:.0f} GFLOP/s"
-        print(line, flush=True)
-        print(f"    steps (s): {r['step_seconds']}; best step {r['best_samples_per_s']:.2f} samples/s "
-              f"(x{r['best_samples_per_s'] / ref_rate:.2f})"
-              + (f"; by CPU time, {r['threads']} threads busy: {r['cpu_samples_per_s']:.2f} samples/s "
-                 f"(x{r['cpu_samples_per_s'] / ref_rate:.2f})" if args.device == "cpu" else ""), flush=True)
+    precisions = args.precisions.split(",")
+    for method in methods:
+        runs: dict[str, list[dict]] = {}
+        for round_ in range(1, args.rounds + 1):
+            configs = [("reference", ["reference", method, str(Path(references[method]).resolve())], [])] * (method in references)
+            configs += [(p, [method, p], args.set) for p in precisions]
+            for name, what, overrides in configs:
+                result = run_worker(what, args.device, steps, overrides, args.flops and name != "reference")
+                runs.setdefault(name, []).append(result)
+                print(f"  ({method} {name}, round {round_}: steps s {_seconds(result['step_seconds'])}, "
+                      f"peak RSS {result['peak_rss_gib']:.2f} GiB)", flush=True)
+        report(method, runs, args.device, {"fp32": fp32, "bf16": bf16})
     return 0
+
+
+def report(method: str, runs: dict[str, list[dict]], device: str, matmul: dict[str, float]) -> None:
+    """The lines of one method: the reference, each precision, the ratios and targets."""
+    memory = "GPU memory" if device == "cuda" else "RSS"
+    reference = None
+    if "reference" in runs:
+        ref_steps = [t for r in runs["reference"] for t in r["step_seconds"]]
+        reference = rate(ref_steps), max(r["peak_rss_gib"] for r in runs["reference"])
+        print(f"{method:8s} reference, fp32: {reference[0]:6.2f} samples/s (steps s: {_seconds(ref_steps)}); "
+              f"peak RSS {reference[1]:.2f} GiB", flush=True)
+    for precision, results in runs.items():
+        if precision == "reference":
+            continue
+        first = results[0]
+        step_s = [t for r in results for t in r["step_seconds"]]
+        encoder_s = [t for r in results for t in r["encoder_seconds"]]
+        peak = max(r["cuda_peak_gib"] if device == "cuda" else r["peak_rss_gib"] for r in results)
+        samples = rate(step_s)
+        share = statistics.median(encoder_s) / statistics.median(step_s)
+        plan = ", ".join([f"{first['accumulate']} micro-batches"] * (first["accumulate"] > 1)
+                         + ["activation checkpointing"] * first["checkpointing"]) or "whole batch"
+        predicted = "" if first["predicted_gib"] is None else f", predicted {first['predicted_gib']:.2f} GiB"
+        print(f"{method:8s} skelctl {precision}->{first['precision']}: {samples:6.2f} samples/s (steps s: {_seconds(step_s)}); "
+              f"peak {memory} {peak:.2f} GiB ({plan}{predicted}, budget {first['budget_gib']:.2f} GiB); "
+              f"encoder passes {statistics.median(encoder_s):.1f} s = {100 * share:.0f}% of the step", flush=True)
+        checks = []
+        target = TARGET_SPEEDUP.get((method, first["precision"]))
+        if reference is not None:
+            ratio = samples / reference[0]
+            checks.append(f"x{ratio:.2f} the reference's samples/s"
+                          + (f" (target x{target}: {verdict(ratio, target)})" if target else "")
+                          + f", x{peak / reference[1]:.2f} its peak RSS")
+        elif target:
+            checks.append(f"speed target x{target} the reference: not measured (pass --reference-{method} DIR)")
+        if device == "cpu":
+            checks.append(f"peak RSS <= {TARGET_GIB} GiB: {verdict(peak, TARGET_GIB, higher_is_better=False)}")
+        checks.append(f"encoder share >= {TARGET_ENCODER_SHARE:.0%}: {verdict(share, TARGET_ENCODER_SHARE)}")
+        if first["tflop_per_step"] is not None:
+            effective = first["tflop_per_step"] * 1e3 * samples / BATCH
+            peak_rate = matmul["fp32" if first["precision"] == "fp32" else "bf16"]
+            checks.append(f"{first['tflop_per_step']:.3f} TFLOP/step -> {effective:.0f} GFLOP/s "
+                          f"({100 * effective / peak_rate:.0f}% of the matmul rate)")
+        print("    " + "; ".join(checks), flush=True)
+
+
+def _seconds(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:.1f}" for v in values) + "]"
 
 
 if __name__ == "__main__":

@@ -388,6 +388,87 @@ def test_the_trim_level_is_the_memory_budget_unless_set(tmp_path):
     assert trainer("train.memory_budget_mib=3000").release_memory.budget == 3000 * 2**20
     assert trainer("train.memory_budget_mib=3000", "train.release_memory_above_mib=700").release_memory.budget == 700 * 2**20
     assert trainer("train.release_memory_above_mib=0").release_memory is None
-    default = trainer().release_memory.budget  # what the process holds plus half the available RAM
+    assert trainer().release_memory.budget == 2048 * 2**20  # the preset's
+    default = trainer("train.memory_budget_mib=null").release_memory.budget  # what the process holds plus half the available RAM
     assert default == memory.memory_budget(None) or abs(default - memory.memory_budget(None)) < 2**28
     assert default > resident_bytes()
+
+
+def test_the_plan_is_the_fastest_predicted_to_fit_the_budget():
+    trial = memory.TrialBytes(batch=8, plain=80 * 2**20, checkpointed=8 * 2**20)
+    candidates = memory.candidate_plans(64, None, None)
+    assert candidates[0] == memory.MemoryPlan(1, False) and candidates[-1] == memory.MemoryPlan(8, True)
+
+    def chosen(budget: int) -> memory.MemoryPlan:
+        return memory.choose_plan(candidates, trial, 64, 2**30, budget)[0]
+
+    def peak(accumulate: int, checkpointing: bool) -> int:
+        return memory.predicted_peak(memory.MemoryPlan(accumulate, checkpointing), trial, 64, 2**30)
+
+    assert peak(1, False) > peak(2, False) > peak(8, False) > peak(4, True) > peak(8, True) > 2**30
+    assert chosen(peak(1, False)) == memory.MemoryPlan(1, False)  # fits: nothing is paid
+    assert chosen(peak(1, False) - 1) == memory.MemoryPlan(2, False)  # micro-batches before checkpointing
+    assert chosen(peak(4, True)) == memory.MemoryPlan(4, True)  # no split fits without checkpointing
+    assert chosen(64 * 2**20) == memory.MemoryPlan(8, True)  # unreachable: the least memory
+    # set keys are kept: only what is null is chosen
+    assert memory.candidate_plans(64, 2, None) == [memory.MemoryPlan(2, False), memory.MemoryPlan(2, True)]
+    assert memory.candidate_plans(64, None, False)[-1] == memory.MemoryPlan(8, False)
+    assert memory.candidate_plans(4, None, False) == [memory.MemoryPlan(1, False)]
+
+
+def test_saved_bytes_counts_what_backward_needs_per_term():
+    layer = nn.Linear(256, 256)
+    x = torch.randn(64, 256)
+
+    def two_terms(backward):
+        for _ in range(2):  # each term saves its input (64 KiB) and its ReLU output (64 KiB)
+            backward(torch.relu(layer(x.clone())).sum())
+
+    assert memory.saved_bytes(two_terms, layer.parameters()) == 2 * 64 * 256 * 4
+
+
+def planned_trainer(tmp_path, method, bank, *overrides):
+    cfg = load_preset("skelemix", ["train.precision=fp32", *overrides])
+    trainer = Trainer(cfg, RunDir(tmp_path), DistContext(), torch.device("cpu"), method, bank, None, None, {},
+                      show_progress=False)
+    trainer.choose_precision()
+    trainer.choose_memory_plan()
+    return trainer
+
+
+def test_a_small_budget_picks_checkpointing_and_the_same_gradients(tmp_path):
+    from skelctl.data.clips import ClipBank
+    from skelctl.data.layout import get_layout
+    from skelctl.methods import build_method
+
+    cfg = load_preset("skelemix", tiny_overrides()[1::2])
+    bank = ClipBank.from_arrays(torch.randn(16 * 40, 2, 25, 3), torch.arange(0, 16 * 40 + 1, 40),
+                                torch.zeros(16, dtype=torch.long), "cpu")
+    weights = {}
+    for budget in (64, 10**6):  # below what the process holds; far above any need
+        torch.manual_seed(0)
+        method = build_method(cfg.method, get_layout("ntu25"), cfg.data.frames, cfg.data.stream)
+        trainer = planned_trainer(tmp_path, method, bank, *tiny_overrides()[1::2], "train.accumulate=1",
+                                  f"train.memory_budget_mib={budget}")
+        assert trainer.memory_plan == memory.MemoryPlan(1, budget == 64)
+        encoder = method.branch.query.encoder
+        assert encoder.checkpoint_units is (budget == 64)
+        trainer._step(method, method, epoch_permutation(cfg.train.seed, 0, len(bank)), 0, lr=0.5)
+        weights[budget] = {k: v.clone() for k, v in method.state_dict().items()}
+    for key, value in weights[10**6].items():
+        torch.testing.assert_close(weights[64][key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_a_small_budget_picks_micro_batches_with_the_large_batch_gradients(tmp_path):
+    bank = torch.randn(64, 6)
+    weights = {}
+    for budget in (64, 10**6):
+        torch.manual_seed(0)
+        method = QuadraticMethod()
+        trainer = planned_trainer(tmp_path, method, bank, "train.batch_size=32", f"train.memory_budget_mib={budget}")
+        assert trainer.memory_plan.accumulate == (4 if budget == 64 else 1)  # micro-batches of 8 at least
+        assert trainer.plan.micro_batch == 32 // trainer.memory_plan.accumulate
+        trainer._step(method, method, epoch_permutation(trainer.cfg.train.seed, 0, len(bank)), 0, lr=0.5)
+        weights[budget] = {k: v.clone() for k, v in method.state_dict().items()}
+    for key, value in weights[10**6].items():
+        torch.testing.assert_close(weights[64][key], value, rtol=1e-6, atol=1e-7)

@@ -86,7 +86,8 @@ class TrainConfig:
     # in epochs and scale with it); 0: off
     min_steps: int = field(default=0, metadata=_range(0, None))
     batch_size: int = field(default=128, metadata=_range(1, None))
-    accumulate: int = field(default=1, metadata=_range(1, None))
+    # micro-batches per rank; null: chosen from the memory budget (CPU; elsewhere 1)
+    accumulate: int | None = field(default=None, metadata=_range(1, None))
     seed: int = field(default=2, metadata=_range(0, 2**63 - 1))
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Precision = "auto"
@@ -96,16 +97,18 @@ class TrainConfig:
     keep_every_epochs: int = field(default=50, metadata=_range(0, None))  # epoch_N.pt; 0: none
     knn_every: int = field(default=0, metadata=_range(0, None))  # epochs; 0: no kNN monitor
     knn_k: tuple[int, ...] = (10, 20, 40)
-    # CPU: the peak resident memory (MiB) a run aims at; null: half the RAM available when
-    # training starts, plus what the process holds then (engine/memory.py)
+    # CPU: the peak resident memory (MiB) a run aims at (micro-batches and checkpointing are
+    # chosen to fit it, the heap trimmed above it); null: half the RAM available when training
+    # starts, plus what the process holds then (engine/memory.py)
     memory_budget_mib: int | None = field(default=None, metadata=_range(64, None))
     # CPU: after a loss term, give the C heap's free pages back when the resident size is above
     # this many MiB (engine/memory.py); null: the memory budget; 0: never. (Before, it counted
     # the heap's free bytes; old configs keep working, with this meaning.)
     release_memory_above_mib: int | None = field(default=None, metadata=_range(0, None))
     # graph encoders keep only each unit's input for backward and recompute the rest there,
-    # the GRU each layer's: less memory for one more forward pass (same gradients)
-    activation_checkpointing: bool = False
+    # the GRU each layer's: less memory for one more forward pass (same gradients); null: chosen
+    # from the memory budget (CPU; elsewhere off)
+    activation_checkpointing: bool | None = None
 
 
 @dataclass

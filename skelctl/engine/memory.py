@@ -1,26 +1,24 @@
-"""CPU memory of a training process: give freed pages back to the OS only above a budget.
+"""CPU memory of a training process: a peak resident size within `train.memory_budget_mib`.
 
-glibc's malloc keeps freed heap chunks for reuse; a training step frees gigabytes of activations
-of many sizes, so the resident size climbs above the live tensors. `malloc_trim(0)` gives the
-free pages back, but every page given back is faulted in again (and zeroed by the kernel) when
-the next loss term allocates: skelctl used to trim after each loss term whenever the heap held
-more than 512 MiB free, which on a 2-core machine raised a SkeleMixCLR+ step (batch 64, fp32)
-from ~3.0 to ~5.0 million page faults and its kernel time from ~6 to ~9.7 s (docs/perf-memory.md).
-
-`ResidentBudget` reads the resident size after each loss term (/proc/self/statm: microseconds)
-and trims only when it is above the budget (`train.release_memory_above_mib`, by default
-`train.memory_budget_mib`). A trim is useful only when the next check finds the resident size
-within the budget; when it does not (the memory was needed again, only faulted back in), the
-next tries get exponentially rarer. So a run under its budget, or one whose live memory is
-above it, pays one /proc read per loss term, not a trim.
+Two mechanisms. (1) `ResidentBudget`: glibc's malloc keeps freed heap chunks for reuse, so the
+resident size climbs above the live tensors; `malloc_trim(0)` gives free pages back, but every
+page given back is faulted in (and zeroed) again when the next loss term allocates, so a trim is
+worth it only above the budget and only when it keeps the process within it. (2) `MemoryPlan`:
+the activations a step keeps for backward grow with the micro-batch; `choose_plan` picks the
+fastest plan (micro-batches, activation checkpointing) whose predicted peak fits the budget, from
+the bytes that autograd saves in a small trial step (`saved_bytes`). Measurements and the
+reasons behind both are in docs/perf-memory.md.
 """
-
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import functools
 import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
 
 MIB = 2**20
 
@@ -60,11 +58,11 @@ def trim_heap() -> bool:
 
 class ResidentBudget:
     """Called after each loss term: trims the heap when the resident size is above `budget`
-    bytes. Freed pages stay resident until trimmed, so the resident size after a term is about
-    that term's peak, and the next check tells whether the trim kept the run within the budget;
-    when it did not (the live memory is above the budget, and what was given back was only
-    faulted in again), the number of checks skipped before the next try doubles (up to
-    `max_skip`); a trim that did resets it."""
+    bytes (one /proc read per term otherwise). Freed pages stay resident until trimmed, so the
+    resident size after a term is about that term's peak, and the next check tells whether the
+    trim kept the run within the budget; when it did not (the live memory is above the budget,
+    and what was given back was only faulted in again), the number of checks skipped before the
+    next try doubles (up to `max_skip`); a trim that did resets it."""
 
     def __init__(self, budget: int, max_skip: int = 64):
         self.budget, self.max_skip = budget, max_skip
@@ -115,3 +113,90 @@ def memory_budget(mib: int | None) -> int:
     if resident is None or available is None:
         return 8 * 2**30
     return resident + available // 2
+
+
+# Peak resident size over what the model, its gradients and its optimizer state hold, per byte
+# that autograd saves for backward: the gradients flowing back, the forward's temporaries and the
+# allocator's slack (the largest ratio measured, SkeleMixCLR+ in 2 micro-batches: docs/perf-memory.md).
+SAVED_TO_RESIDENT = 2.2
+MIN_MICRO_BATCH = 8  # smaller micro-batches make BatchNorm statistics too noisy to be worth it
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How a step splits its work: `accumulate` micro-batches per rank, each unit's activations
+    recomputed in backward or not."""
+
+    accumulate: int
+    checkpointing: bool
+
+
+@dataclass(frozen=True)
+class TrialBytes:
+    """Bytes autograd saved for backward in a trial of `batch` samples, at the largest loss term,
+    without and with activation checkpointing (None: not measured)."""
+
+    batch: int
+    plain: int
+    checkpointed: int | None = None
+
+
+def saved_bytes(run: Callable[[Callable[[torch.Tensor], None]], None], exclude: Iterable[torch.Tensor]) -> int:
+    """The most bytes autograd holds for backward at once in `run(backward)`, where `run` calls
+    `backward(term)` on each loss term as it completes: the tensors saved since the previous
+    term, each storage counted once, those of `exclude` (the parameters) not at all. Activation
+    checkpointing's recomputation in backward is not seen (it saves while backward runs)."""
+    excluded = {t.untyped_storage().data_ptr() for t in exclude}
+    live: dict[int, int] = {}
+    peak = 0
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in excluded:
+            live[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    def backward(term: torch.Tensor) -> None:
+        nonlocal peak
+        peak = max(peak, sum(live.values()))
+        live.clear()
+        term.backward()
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        run(backward)
+    return max(peak, sum(live.values()))
+
+
+def predicted_peak(plan: MemoryPlan, trial: TrialBytes, per_rank_batch: int, fixed: int) -> int:
+    """Peak resident bytes of a step under `plan`: `fixed` (what the process holds, plus the
+    gradients and optimizer state to come) and the saved bytes scaled to the micro-batch. With
+    checkpointing, backward recomputes one unit at a time; a unit is taken to hold a third of
+    what checkpointing spares (the GRU's three layers; a graph encoder's ten units hold less)."""
+    saved = trial.plain
+    if plan.checkpointing:
+        saved = trial.checkpointed + (trial.plain - trial.checkpointed) // 3
+    micro = per_rank_batch // plan.accumulate
+    return fixed + int(SAVED_TO_RESIDENT * saved * micro / trial.batch)
+
+
+def candidate_plans(per_rank_batch: int, accumulate: int | None, checkpointing: bool | None) -> list[MemoryPlan]:
+    """The plans to consider, fastest first: micro-batches cost little time, checkpointing one
+    more forward pass of the encoders, so every micro-batch split without checkpointing (down to
+    `MIN_MICRO_BATCH`, or just `accumulate` when it is set) comes before any with it."""
+    splits = [k for k in range(1, per_rank_batch + 1)
+              if per_rank_batch % k == 0 and per_rank_batch // k >= min(MIN_MICRO_BATCH, per_rank_batch)]
+    splits = splits if accumulate is None else [accumulate]
+    modes = [False, True] if checkpointing is None else [checkpointing]
+    return [MemoryPlan(k, mode) for mode in modes for k in splits]
+
+
+def choose_plan(candidates: list[MemoryPlan], trial: TrialBytes, per_rank_batch: int, fixed: int,
+                budget: int) -> tuple[MemoryPlan, int]:
+    """The first candidate whose predicted peak is within `budget`, else the one with the lowest
+    prediction; with that prediction."""
+    predictions = [(predicted_peak(plan, trial, per_rank_batch, fixed), plan) for plan in candidates]
+    for peak, plan in predictions:
+        if peak <= budget:
+            return plan, peak
+    peak, plan = min(predictions, key=lambda p: (p[0], p[1].checkpointing, p[1].accumulate))
+    return plan, peak

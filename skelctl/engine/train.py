@@ -6,7 +6,8 @@ augmentations and its dropout masks are the same whether the run went straight t
 killed and resumed from a checkpoint, and differ between epochs and between ranks.
 
 A step: the global batch (`train.batch_size`) is cut into `world_size` rank shards, each into
-`accumulate` micro-batches; every micro-batch makes its views (no grad), runs the method under
+`accumulate` micro-batches (on a CPU with `train.accumulate` null, as many as the memory budget
+needs, `choose_memory_plan`); every micro-batch makes its views (no grad), runs the method under
 autocast and back-propagates `loss / accumulate` (the method does it term by term as its loss
 terms complete, `methods.moco.LossSum`, which bounds the peak memory by the largest term); one
 SGD step follows. The gradient is then the large batch's mean gradient; what stays per
@@ -52,7 +53,17 @@ from skelctl.engine.config import (
 )
 from skelctl.engine.distributed import DistContext
 from skelctl.engine.knn import knn_monitor
-from skelctl.engine.memory import ResidentBudget, memory_budget
+from skelctl.engine.memory import (
+    MemoryPlan,
+    ResidentBudget,
+    TrialBytes,
+    candidate_plans,
+    choose_plan,
+    memory_budget,
+    resident_bytes,
+    saved_bytes,
+    trim_heap,
+)
 from skelctl.engine.precision import (
     Precision,
     autocast,
@@ -127,12 +138,14 @@ class StepPlan:
 
 
 def check_batch(cfg: PretrainConfig, world_size: int, num_clips: int) -> StepPlan:
-    plan = StepPlan(cfg.train.batch_size, world_size, cfg.train.accumulate)
-    parts = world_size * cfg.train.accumulate
-    if cfg.train.batch_size % parts:
+    """The step plan of `cfg` (`train.accumulate` null counts as 1 until the memory plan is
+    chosen); refuses a batch that does not split or is larger than the training split."""
+    accumulate = cfg.train.accumulate or 1
+    plan = StepPlan(cfg.train.batch_size, world_size, accumulate)
+    if cfg.train.batch_size % (world_size * accumulate):
         raise SkelctlError(
             f"train.batch_size: {cfg.train.batch_size} does not split into {world_size} rank(s) x "
-            f"{cfg.train.accumulate} micro-batch(es)"
+            f"{accumulate} micro-batch(es)"
         )
     if num_clips < cfg.train.batch_size:
         raise SkelctlError(
@@ -207,8 +220,6 @@ class Trainer:
         self.plan = check_batch(cfg, ctx.world_size, len(bank))
         self.steps_per_epoch = len(bank) // cfg.train.batch_size
         self.parameters = [p for p in method.parameters() if p.requires_grad]
-        if cfg.train.activation_checkpointing:
-            use_activation_checkpointing(method)
         self.optimizer = torch.optim.SGD(
             self.parameters, lr=cfg.optim.lr, momentum=cfg.optim.momentum,
             weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov,
@@ -223,6 +234,8 @@ class Trainer:
                 self.release_memory = ResidentBudget(trim_above)
         self.precision: Precision | None = None
         self.scaler: torch.amp.GradScaler | None = None
+        self.memory_plan: MemoryPlan | None = None  # set by choose_memory_plan (or a checkpoint)
+        self.predicted_peak: int | None = None  # bytes, when the plan was chosen by prediction
 
     # --- set-up ---
     def restore(self) -> None:
@@ -246,6 +259,9 @@ class Trainer:
             self.state.epoch, self.state.epoch_step = int(checkpoint["epoch"]), int(checkpoint["epoch_step"])
             self.state.step = int(checkpoint["step"])
             self.state.epoch_sums = {str(k): float(v) for k, v in dict(checkpoint["epoch_sums"]).items()}
+            plan = checkpoint.get("memory_plan")  # (absent from checkpoints of before the key)
+            if plan is not None:
+                self.memory_plan = MemoryPlan(int(plan["accumulate"]), bool(plan["checkpointing"]))
         except torch.OutOfMemoryError:
             raise
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:  # a foreign or edited file
@@ -268,19 +284,57 @@ class Trainer:
             self.precision = Precision(["fp32", "bf16", "fp16"][distributed.broadcast_object(choice, self.ctx)])
             self.scaler = make_scaler(self.precision, self.device)
 
-    def _trial_step(self, precision: Precision) -> None:
-        """One forward/backward on the model, which is left as it was: the key networks do not
+    def choose_memory_plan(self) -> None:
+        """Micro-batches and activation checkpointing. Where `train.accumulate` or
+        `train.activation_checkpointing` is null, on a CPU: the fastest plan predicted to keep
+        the peak resident size within `train.memory_budget_mib` (engine/memory.py), predicted
+        from the bytes a trial step saves for backward (after `choose_precision`: bf16 saves
+        half). Every rank runs the trial (as the precision trial), rank 0's choice holds; a
+        checkpoint keeps it, so a resumed run keeps it too."""
+        train = self.cfg.train
+        if self.memory_plan is None:
+            plan = MemoryPlan(train.accumulate or 1, bool(train.activation_checkpointing))
+            automatic = train.accumulate is None or train.activation_checkpointing is None
+            if automatic and self.device.type == "cpu":
+                chosen = distributed.broadcast_object(self._predicted_plan(), self.ctx)  # rank 0's
+                plan, self.predicted_peak = MemoryPlan(*chosen[0]), chosen[1]
+            self.memory_plan = plan
+        self.plan = StepPlan(train.batch_size, self.ctx.world_size, self.memory_plan.accumulate)
+        use_activation_checkpointing(self.method, self.memory_plan.checkpointing)
+
+    def _predicted_plan(self) -> tuple[tuple[int, bool], int]:
+        train = self.cfg.train
+        per_rank = train.batch_size // self.ctx.world_size
+        candidates = candidate_plans(per_rank, train.accumulate, train.activation_checkpointing)
+        n = min(per_rank, PRECISION_TRIAL_BATCH)
+
+        def measure(checkpointing: bool) -> int:
+            use_activation_checkpointing(self.method, checkpointing)
+            return saved_bytes(lambda backward: self._trial_step(self.precision, n, backward), self.method.parameters())
+
+        modes = {plan.checkpointing for plan in candidates}
+        trial = TrialBytes(n, measure(False), measure(True) if True in modes else None)
+        trim_heap()  # what the trials freed is not the run's
+        state = sum(2 * p.numel() * p.element_size() for p in self.parameters)  # gradients, momentum
+        fixed = (resident_bytes() or 0) + state
+        plan, peak = choose_plan(candidates, trial, per_rank, fixed, self.memory_budget)
+        return (plan.accumulate, plan.checkpointing), peak
+
+    def _trial_step(self, precision: Precision, n: int | None = None,
+                    backward: Callable[[torch.Tensor], None] | None = None) -> None:
+        """One forward/backward on `n` clips (default: up to 8 of a micro-batch), each loss
+        term back-propagated by `backward`; the model is left as it was: the key networks do not
         move, the buffers (queues, BN statistics) are put back and the gradients dropped. (A
         copy of the model would hold ISC's 0.4 GiB of weights twice: the run's peak memory.)"""
         buffers = [(b, b.clone()) for b in self.method.buffers()]
-        n = min(self.plan.micro_batch, PRECISION_TRIAL_BATCH)
+        n = n or min(self.plan.micro_batch, PRECISION_TRIAL_BATCH)
         idx = torch.arange(n, device=self.device)
         gen = torch.Generator(self.device).manual_seed(derive_seed(self.cfg.train.seed, _TRIAL))
         try:
             with frozen_key_networks(self.method):
                 views = self.method.make_views(self.bank, idx, gen)
                 with autocast(precision, self.device):
-                    self.method(views, backward=lambda term: term.backward())
+                    self.method(views, backward=backward or (lambda term: term.backward()))
         finally:
             with torch.no_grad():
                 for buffer, saved in buffers:
@@ -410,6 +464,7 @@ class Trainer:
             "epoch": state.epoch, "epoch_step": state.epoch_step, "step": state.step,
             "epoch_sums": dict(state.epoch_sums),
             "precision": self.precision.name, "world_size": self.ctx.world_size,
+            "memory_plan": {"accumulate": self.memory_plan.accumulate, "checkpointing": self.memory_plan.checkpointing},
             "config": to_dict(self.cfg),
         }
 
@@ -530,6 +585,19 @@ def _gradient_sync(model: nn.Module, sync: bool) -> Any:
     return model.no_sync()
 
 
+def _plan_text(trainer: Trainer) -> str:
+    """', 4 micro-batches, activation checkpointing (predicted peak 1.8 of 2.0 GiB)' or ''."""
+    plan, parts = trainer.memory_plan, []
+    if plan.accumulate > 1:
+        parts.append(f"{plan.accumulate} micro-batches")
+    if plan.checkpointing:
+        parts.append("activation checkpointing")
+    text = "".join(f", {p}" for p in parts)
+    if trainer.predicted_peak is not None:
+        text += f" (predicted peak {trainer.predicted_peak / 2**30:.1f} of a {trainer.memory_budget / 2**30:.1f} GiB budget)"
+    return text
+
+
 def _epoch_line(record: dict[str, Any], epochs: int) -> str:
     parts = "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith("loss") or k == "acc")
     line = f"epoch {record['epoch']}/{epochs}  {parts}  {record['samples_per_s']:.1f} samples/s"
@@ -600,9 +668,11 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, show_progress: 
         trainer = Trainer(cfg, run, ctx, device, method, bank, test_bank, layout, info, show_progress)
         trainer.restore()
         trainer.choose_precision()
+        trainer.choose_memory_plan()
         if ctx.is_main:
             err.print(f"run {run.path}: {cfg.method.name} on {device} ({trainer.precision.name}, "
-                      f"{ctx.world_size} process(es)), {trainer.steps_per_epoch} steps/epoch", highlight=False)
+                      f"{ctx.world_size} process(es){_plan_text(trainer)}), {trainer.steps_per_epoch} steps/epoch",
+                      highlight=False)
         claim.start(cfg)
         with deferred() as stop:
             summary = trainer.run(stop)

@@ -12,8 +12,8 @@ at t = T-1 and the backward direction at t = 0. (The literal output at t = T-1 w
 backward half that has read a single frame.)
 
 Training on CPU runs the same GRU through `GRURecurrence`, whose backward computes the recurrent
-weights' gradient in one matrix product over all steps; ATen's CPU GRU (like autograd through a
-cell loop) adds a (3H, H) product into it at every step, which was a sixth of an ISC step.
+weights' gradient in one matrix product over all steps, where ATen's CPU GRU (like autograd
+through a cell loop) adds a (3H, H) product into it at every step (docs/perf-memory.md).
 """
 
 from __future__ import annotations

@@ -128,12 +128,12 @@ class GraphEncoder(nn.Module):
         return self.pool(self.feature_map(x))
 
 
-def use_activation_checkpointing(module: nn.Module) -> int:
-    """Turn on activation checkpointing in every encoder inside `module` that offers it (those
-    with a `checkpoint_units` flag: the graph encoders and the GRU); returns how many."""
+def use_activation_checkpointing(module: nn.Module, enabled: bool = True) -> int:
+    """Turn activation checkpointing on (or off) in every encoder inside `module` that offers it
+    (those with a `checkpoint_units` flag: the graph encoders and the GRU); returns how many."""
     encoders = [m for m in module.modules() if hasattr(type(m), "checkpoint_units")]
     for encoder in encoders:
-        encoder.checkpoint_units = True
+        encoder.checkpoint_units = enabled
     return len(encoders)
 
 
