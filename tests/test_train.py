@@ -380,15 +380,17 @@ def test_resident_budget_backs_off_from_trims_that_cannot_keep_the_run_within_it
 
 
 def test_the_trim_level_is_the_memory_budget_unless_set(tmp_path):
+    clips = torch.randn(32, 6)  # stands in for the clip bank: a set budget counts besides it
+
     def trainer(*overrides):
         cfg = load_preset("skelemix", ["train.batch_size=8", "train.precision=fp32", *overrides])
         return Trainer(cfg, RunDir(tmp_path), DistContext(), torch.device("cpu"), QuadraticMethod(),
-                       torch.randn(32, 6), None, None, {}, show_progress=False)
+                       clips, None, None, {}, show_progress=False)
 
-    assert trainer("train.memory_budget_mib=3000").release_memory.budget == 3000 * 2**20
+    assert trainer("train.memory_budget_mib=3000").release_memory.budget == 3000 * 2**20 + clips.nbytes
     assert trainer("train.memory_budget_mib=3000", "train.release_memory_above_mib=700").release_memory.budget == 700 * 2**20
     assert trainer("train.release_memory_above_mib=0").release_memory is None
-    assert trainer().release_memory.budget == 2048 * 2**20  # the preset's
+    assert trainer().release_memory.budget == 2048 * 2**20 + clips.nbytes  # the preset's
     default = trainer("train.memory_budget_mib=null").release_memory.budget  # what the process holds plus half the available RAM
     assert default == memory.memory_budget(None) or abs(default - memory.memory_budget(None)) < 2**28
     assert default > resident_bytes()

@@ -40,6 +40,11 @@ class ClipBank:
         return self.lengths.shape[0]
 
     @property
+    def nbytes(self) -> int:
+        """Bytes the bank's tensors hold."""
+        return sum(t.numel() * t.element_size() for t in (self.frames, self.offsets, self.lengths, self.labels))
+
+    @property
     def device(self) -> torch.device:
         return self.frames.device
 

@@ -97,9 +97,10 @@ class TrainConfig:
     keep_every_epochs: int = field(default=50, metadata=_range(0, None))  # epoch_N.pt; 0: none
     knn_every: int = field(default=0, metadata=_range(0, None))  # epochs; 0: no kNN monitor
     knn_k: tuple[int, ...] = (10, 20, 40)
-    # CPU: the peak resident memory (MiB) a run aims at (micro-batches and checkpointing are
-    # chosen to fit it, the heap trimmed above it); null: half the RAM available when training
-    # starts, plus what the process holds then (engine/memory.py)
+    # CPU: the peak resident memory (MiB) a run aims at besides the clips it holds in memory
+    # (micro-batches and checkpointing are chosen to fit it, the heap trimmed above it); null:
+    # half the RAM available when training starts, plus what the process holds then
+    # (engine/memory.py)
     memory_budget_mib: int | None = field(default=None, metadata=_range(64, None))
     # CPU: after a loss term, give the C heap's free pages back when the resident size is above
     # this many MiB (engine/memory.py); null: the memory budget; 0: never. (Before, it counted
