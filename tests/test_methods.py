@@ -33,6 +33,7 @@ from skelctl.methods.moco import (
 )
 from skelctl.methods.skelemix import SkeleMixCLR
 from skelctl.methods.skeletonclr import SkeletonCLR
+from skelctl.augment.inputs import ClipView
 from skelctl.methods.views import ViewMaker
 
 LAYOUT = get_layout("ntu25")
@@ -70,7 +71,7 @@ def small_isc(pair: tuple[str, str], queue_size: int = 256) -> ISC:
                         encoder_kwargs=ISC_ENCODERS[r][1])
         for r in pair
     }
-    views = ViewMaker(paper_defaults("isc").augment, LAYOUT, ISC_FRAMES, "joint")
+    views = ViewMaker(paper_defaults("isc").augment, ClipView(ISC_FRAMES, "joint", LAYOUT))
     return ISC(branches, views, moco.temperature, "sequence" if "sequence" in pair else pair[0])
 
 

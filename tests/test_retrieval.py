@@ -16,7 +16,8 @@ from skelctl.data.store import open_dataset
 from skelctl.engine.checkpoint import load_encoder
 from skelctl.errors import SkelctlError
 from skelctl.evaluate import index as index_module
-from skelctl.evaluate.features import ClipView, embed
+from skelctl.augment.inputs import ClipView
+from skelctl.evaluate.features import embed
 from skelctl.evaluate.index import (
     GalleryIndex,
     bf16_error_bound,
@@ -28,7 +29,7 @@ from skelctl.evaluate.index import (
     normalized,
     save_index,
 )
-from skelctl.evaluate.protocols import clip_source, resolve_job
+from skelctl.evaluate.jobs import clip_source, resolve_job
 from skelctl.evaluate.retrieval import (
     as_clip,
     build_gallery,
@@ -274,10 +275,10 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _features(run: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
     encoder, info = load_encoder(run)
-    ds = open_dataset(info["dataset"])
+    ds = open_dataset(info.dataset)
     idx = ds.split("xsub", part)
     bank = ClipBank.from_dataset(ds, idx, "cpu")
-    return normalized(embed(encoder, bank, ClipView(info["frames"], "joint", ds.layout), 1.0).numpy()), idx
+    return normalized(embed(encoder, bank, ClipView(info.frames, "joint", ds.layout), 1.0).numpy()), idx
 
 
 def test_knn_evaluation_matches_numpy(tiny_run: Path) -> None:

@@ -21,18 +21,13 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
+from skelctl.augment.inputs import ClipView
 from skelctl.console import err
-from skelctl.data.clips import ClipBank
 from skelctl.data.layout import Layout
+from skelctl.engine.knn import class_votes, vote_weights
 from skelctl.errors import RuntimeFailure, SkelctlError
-from skelctl.evaluate.features import (
-    ClipSource,
-    ClipView,
-    FeatureCache,
-    LoadedEncoder,
-    embed,
-    open_encoder,
-)
+from skelctl.evaluate.encoders import LoadedEncoder, open_encoder
+from skelctl.evaluate.features import ClipSource, FeatureCache, embed
 from skelctl.evaluate.index import (
     RECALL_QUERIES,
     GalleryIndex,
@@ -44,10 +39,9 @@ from skelctl.evaluate.index import (
     normalized,
     save_index,
 )
-from skelctl.evaluate.protocols import EvalJob, clip_source
+from skelctl.evaluate.jobs import EvalJob, clip_source
 
 QUERY_SUFFIXES = (".skeleton", ".npy")
-KNN_TEMPERATURE = 0.1  # weighted vote: exp(similarity / T), as in the kNN monitors
 KNN_PROTOCOL = ("knn-cosine (ISC/CMD): L2-normalised backbone features of centre-cropped clips, "
                 "gallery = train split, queries = test split; top1 = 1-NN accuracy, "
                 "top5 = a correct label among the 5 nearest")
@@ -145,12 +139,7 @@ def _read_ntu_query(path: Path, layout: Layout, options: dict[str, Any]) -> np.n
 def embed_clips(loaded: LoadedEncoder, view: ClipView, clips: Sequence[np.ndarray], crop: float,
                 device: torch.device) -> np.ndarray:
     """(Q, D) unit-norm features of preprocessed clips (T_i, M, V, C)."""
-    from skelctl.data.normalize import normalize_frames
-
-    offsets = np.concatenate([[0], np.cumsum([len(c) for c in clips])])
-    frames = normalize_frames(np.concatenate(clips), offsets, view.layout, view.normalize)
-    bank = ClipBank.from_arrays(frames, offsets, device=device)
-    features = embed(loaded.encoder.to(device), bank, view, crop).cpu().numpy()
+    features = embed(loaded.encoder.to(device), view.bank_of(clips, device), view, crop).cpu().numpy()
     _refuse_non_finite(features, lambda row: f"query {row + 1}")
     return normalized(features)
 
@@ -242,7 +231,7 @@ def build_gallery(
         "labels": ds.labels[indices].tolist(),
         "class_names": list(ds.class_names),
         "encoder": {"source": loaded.source, "sha256": loaded.sha256,
-                    "arch": loaded.encoder.config.get("name"), "seed": loaded.info.get("seed")},
+                    "arch": loaded.encoder.config.get("name"), "seed": loaded.info.seed},
         "dataset": str(source.dataset_path),
         "benchmark": benchmark,
         "split": part,
@@ -314,19 +303,17 @@ def knn_accuracy(sims: np.ndarray, neighbour_labels: np.ndarray, truth: np.ndarr
         "top5": _percent(hits[:, :5].any(axis=1)),
         "knn": {},
     }
-    rows = np.repeat(np.arange(q), neighbour_labels.shape[1]).reshape(q, -1)
-    valid = neighbour_labels >= 0  # -1: an approximate index found fewer neighbours
+    valid = torch.from_numpy(neighbour_labels >= 0)  # -1: an approximate index found fewer neighbours
+    labels = torch.from_numpy(np.where(neighbour_labels >= 0, neighbour_labels, 0).astype(np.int64))
+    sims64 = torch.from_numpy(np.asarray(sims, np.float64))
     for k in k_list:
         kk = min(k, neighbour_labels.shape[1])
-        labels, r, ok = np.where(valid, neighbour_labels, 0)[:, :kk], rows[:, :kk], valid[:, :kk]
-        s = sims[:, :kk].astype(np.float64)
-        votes = np.zeros((q, num_classes))
-        np.add.at(votes, (r, labels), ok * (1.0 + s / (2 * kk + 1)))  # |s| <= 1: breaks ties only
-        weighted = np.zeros((q, num_classes))
-        np.add.at(weighted, (r, labels), ok * np.exp(s / KNN_TEMPERATURE))
+        s, ok = sims64[:, :kk], valid[:, :kk]
+        votes = class_votes(labels[:, :kk], ok * (1.0 + s / (2 * kk + 1)), num_classes)  # |s| <= 1: breaks ties only
+        weighted = class_votes(labels[:, :kk], ok * vote_weights(s), num_classes)
         result["knn"][str(k)] = {
-            "majority": _percent(votes.argmax(axis=1) == truth),
-            "weighted": _percent(weighted.argmax(axis=1) == truth),
+            "majority": _percent(votes.argmax(dim=1).numpy() == truth),
+            "weighted": _percent(weighted.argmax(dim=1).numpy() == truth),
         }
     return result
 
