@@ -25,6 +25,7 @@ from skelctl.augment.inputs import ClipView
 from skelctl.console import err
 from skelctl.data.layout import Layout
 from skelctl.engine.knn import class_votes, vote_weights
+from skelctl.engine.precision import resolve_device
 from skelctl.errors import RuntimeFailure, SkelctlError
 from skelctl.evaluate.encoders import LoadedEncoder, open_encoder
 from skelctl.evaluate.features import ClipSource, FeatureCache, embed
@@ -40,6 +41,7 @@ from skelctl.evaluate.index import (
     save_index,
 )
 from skelctl.evaluate.jobs import EvalJob, clip_source
+from skelctl.evaluate.report import write_result
 
 QUERY_SUFFIXES = (".skeleton", ".npy")
 KNN_PROTOCOL = ("knn-cosine (ISC/CMD): L2-normalised backbone features of centre-cropped clips, "
@@ -345,7 +347,70 @@ def ensemble_features(per_stream: Sequence[np.ndarray]) -> np.ndarray:
     return np.ascontiguousarray(np.hstack(per_stream) / np.sqrt(len(per_stream)), dtype=np.float32)
 
 
-# --- commands -----------------------------------------------------------------------------------
+# --- the three modes of `skelctl retrieve` -------------------------------------------------------
+
+
+def retrieve_mode(build: Path | None, queries: Sequence[str], evaluate: bool, index: Path | None,
+                  split: str) -> str:
+    """`build`, `query` or `eval`: the one mode the options ask for (checked before any work)."""
+    modes = [name for name, on in (("--build", build), ("--query", queries), ("--eval", evaluate)) if on]
+    if len(modes) != 1:
+        raise SkelctlError("pass exactly one of --build INDEX_DIR, --query FILE, --eval"
+                           + (f" (got {', '.join(modes)})" if modes else ""))
+    if build is not None and index is not None:
+        raise SkelctlError("--build writes an index; --index reads one: pass one of them")
+    if build is not None and split not in ("train", "test"):
+        raise SkelctlError(f"--split {split}: expected train or test")
+    return modes[0][2:]
+
+
+def parse_k_list(text: str) -> list[int]:
+    """`1,5,10` -> [1, 5, 10] (sorted, distinct, positive)."""
+    try:
+        ks = sorted({int(k) for k in text.split(",") if k.strip()})
+    except ValueError:
+        ks = []
+    if not ks or ks[0] < 1:
+        raise SkelctlError(f"--k-list {text}: expected positive integers, comma separated (1,5,10)")
+    return ks
+
+
+def answer_queries(items: Sequence[str], k: int, index: Path | None, encoder_spec: str | None,
+                   resolve: Callable[[], EvalJob], device: str) -> list[tuple[Path, list[Match]]]:
+    """`retrieve --query`: each query file with its k nearest clips of the gallery `index` (its
+    recorded encoder, or `encoder_spec`), else of the job's run (`<run>/index`, built on first use)."""
+    if index is not None:
+        gallery = load_index(index)
+        loaded = index_encoder(gallery, encoder_spec, index)
+        run_device = resolve_device(device, "--device")
+    else:
+        job = resolve()
+        gallery, loaded = default_gallery(job)
+        run_device = job.device
+    paths = expand_queries(items)
+    return list(zip(paths, query_gallery(gallery, loaded, paths, k, run_device), strict=True))
+
+
+def knn_protocol(ks: Sequence[int], index: Path | None, encoder_spec: str | None,
+                 resolve: Callable[[], EvalJob], device: str, out: Path | None) -> dict[str, Any]:
+    """`retrieve --eval`: the k-NN protocol through the persisted `index`, else on the job's
+    split (exact search); result.json written to `out` (default `<run>/eval/knn-<benchmark>/`)."""
+    if index is not None:
+        gallery = load_index(index)
+        loaded = index_encoder(gallery, encoder_spec, index)
+        result = evaluate_knn_index(gallery, index, loaded, ks, resolve_device(device, "--device"))
+        out_dir = out
+    else:
+        job = resolve()
+        result = evaluate_knn(job, ks)
+        out_dir = out or (job.run_dir / "eval" / f"knn-{job.benchmark}" if job.run_dir else None)
+    if out_dir is not None:
+        result["out"] = str(out_dir)
+        write_result(out_dir, result)
+    return result
+
+
+# --- the protocols behind them -------------------------------------------------------------------
 
 
 def single_encoder(job: EvalJob, what: str) -> tuple[LoadedEncoder, ClipView]:
