@@ -28,10 +28,11 @@ def readable_metavars(params: list[Any]) -> None:
     """What `--help` shows after each option: nothing for a flag, `a|b|c` for a choice, else
     the option's own metavar or its type in capitals (never typer's `<bool>` / `{name}`)."""
     for param in params:
-        if param.metavar is not None:
-            continue
         if isinstance(param, TyperArgument):
-            param.metavar = param.name.upper()
+            param.metavar = param.metavar or param.name.upper()
+            param.display_type_rich = lambda ctx: None  # its name says what it is; no `<path>` beside it
+        elif param.metavar is not None:
+            continue
         elif param.is_flag:
             param.metavar = ""
         elif param.type_descriptor.choices is not None:

@@ -2,48 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
-from skelctl.cli.options import (
-    BATCH_SIZE,
-    BENCHMARK,
-    DATA,
-    DEVICE,
-    ENCODER,
-    EPOCHS,
-    FRAMES,
-    JSON,
-    LR,
-    NORMALIZE,
-    OUT,
-    REPORT_BEST,
-    SEED,
-    STREAMS,
-    Normalization,
-)
+from skelctl.cli.options import JSON, JobOptions, TrainingOptions, with_option_groups
 from skelctl.cli.printing import print_result
 
 
 def register(app: typer.Typer) -> None:
-    app.command("linear")(linear_command)
+    app.command("linear")(with_option_groups(linear_command))
 
 
 def linear_command(
-    encoder: list[str] = ENCODER,
-    data: str | None = DATA,
-    benchmark: str | None = BENCHMARK,
-    streams: str | None = STREAMS,
-    frames: int | None = FRAMES,
-    normalize: Normalization | None = NORMALIZE,
-    epochs: int | None = EPOCHS,
-    lr: float | None = LR,
-    batch_size: int | None = BATCH_SIZE,
-    seed: int = SEED,
-    device: str = DEVICE,
-    out: Path | None = OUT,
-    report_best: bool = REPORT_BEST,
+    job: JobOptions,
+    training: TrainingOptions,
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write cached features."),
     standardize: bool | None = typer.Option(
         None, "--standardize/--no-standardize", help="z-score the features with the train "
@@ -53,11 +24,10 @@ def linear_command(
     """Linear evaluation: frozen encoder (BN in eval mode), a linear classifier on its pooled
     feature; the run's protocol (SkeleMixCLR: 150 epochs, lr 3.0; ISC: 80 epochs, lr 0.1).
     Reports the LAST epoch's top-1/top-5 (percent), per-class accuracy and a confusion matrix."""
-    from skelctl.evaluate.heads import override
-    from skelctl.evaluate.jobs import parse_streams, resolve_job
     from skelctl.evaluate.linear import evaluate_linear
 
-    job = resolve_job(encoder, parse_streams(streams), data, benchmark, device, seed, frames, normalize)
-    stage = override(job.evaluation.linear, epochs=epochs, lr=lr, batch_size=batch_size,
-                     standardize=standardize)
-    print_result(evaluate_linear(job, stage, out, seed, report_best, use_cache=not no_cache), json_out)
+    evaluation = job.resolve()
+    stage = training.stage(evaluation.evaluation.linear, standardize=standardize)
+    result = evaluate_linear(evaluation, stage, training.out, job.seed, training.report_best,
+                             use_cache=not no_cache)
+    print_result(result, json_out)

@@ -1,17 +1,31 @@
 """Command-line options that several commands share, each defined once here; choices come from
 the config's own types (`skelctl.engine.config`, `skelctl.data.normalize`), so a choice added
 there is offered here. A command module imports what it takes; its own options stay with it.
+
+Options that always travel together form an `OptionGroup` (a dataclass whose field defaults are
+the options): a command parameter annotated with a group becomes the group's options on the
+command line (`with_option_groups`), and the command receives them as one object, e.g.
+`job: JobOptions` -> `--encoder --data --benchmark ... --device`, then `job.resolve()`.
 """
 
 from __future__ import annotations
 
-from typing import get_args
+import dataclasses
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, get_args, get_type_hints
 
 import typer
 
 from skelctl.augment.streams import STREAMS
 from skelctl.data.normalize import Normalization
 from skelctl.engine.config import Benchmark, Precision, Stream
+
+if TYPE_CHECKING:
+    from skelctl.engine.config import StageConfig
+    from skelctl.evaluate.jobs import EvalJob
 
 __all__ = ["Benchmark", "Normalization", "Precision", "Stream"]  # the choice types, for annotations
 
@@ -67,3 +81,82 @@ CLIP_GRAD = typer.Option(35.0, "--clip-grad", min=0.0, metavar="NORM", help="Max
 # --- pretraining and the demo --------------------------------------------------------------------
 
 PRECISION_HELP = f"{choices(Precision)} (auto: bf16 where it is clearly faster than fp32, else fp32)."
+
+
+# --- option groups -------------------------------------------------------------------------------
+
+
+class OptionGroup:
+    """Base of a dataclass of options (each field's default is its `typer.Option`)."""
+
+
+def with_option_groups(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`command` with each parameter annotated by an `OptionGroup` spelled out as the group's
+    options (where the parameter stands); it is called with the group as one object."""
+    hints = get_type_hints(command)
+    params: list[inspect.Parameter] = []
+    groups: dict[str, tuple[type, list[str]]] = {}
+    for param in inspect.signature(command).parameters.values():
+        kind = hints.get(param.name)
+        if isinstance(kind, type) and issubclass(kind, OptionGroup):
+            fields, field_hints = dataclasses.fields(kind), get_type_hints(kind)
+            groups[param.name] = (kind, [f.name for f in fields])
+            params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                         annotation=field_hints[f.name]) for f in fields]
+        else:
+            params.append(param.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=kind))
+
+    def run(**values: Any) -> Any:
+        for name, (kind, names) in groups.items():
+            values[name] = kind(**{n: values.pop(n) for n in names})
+        return command(**values)
+
+    run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    run.__name__, run.__doc__ = command.__name__, command.__doc__
+    return run
+
+
+@dataclass
+class JobOptions(OptionGroup):
+    """Which encoders (one per stream), dataset, split and input an evaluation works on."""
+
+    encoder: list[str] = ENCODER
+    data: str | None = DATA
+    benchmark: str | None = BENCHMARK
+    streams: str | None = STREAMS
+    frames: int | None = FRAMES
+    normalize: Normalization | None = NORMALIZE
+    seed: int = SEED
+    device: str = DEVICE
+
+    def resolve(self) -> EvalJob:
+        """The evaluation job these options name (`skelctl.evaluate.jobs.resolve_job`)."""
+        from skelctl.evaluate.jobs import parse_streams, resolve_job
+
+        return resolve_job(self.encoder, parse_streams(self.streams), self.data, self.benchmark,
+                           self.device, self.seed, self.frames, self.normalize)
+
+
+@dataclass
+class TrainingOptions(OptionGroup):
+    """A classifier-training protocol's schedule overrides and its outputs."""
+
+    epochs: int | None = EPOCHS
+    lr: float | None = LR
+    batch_size: int | None = BATCH_SIZE
+    out: Path | None = OUT
+    report_best: bool = REPORT_BEST
+
+    def stage(self, stage: StageConfig, **more: Any) -> StageConfig:
+        """`stage` with the overrides that were given (`skelctl.evaluate.heads.override`)."""
+        from skelctl.evaluate.heads import override
+
+        return override(stage, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, **more)
+
+
+@dataclass
+class FineTuneOptions(OptionGroup):
+    """What fine-tuning (semisup, finetune) adds: periodic tests and gradient clipping."""
+
+    eval_every: int = EVAL_EVERY
+    clip_grad: float = CLIP_GRAD

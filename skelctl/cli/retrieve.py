@@ -8,27 +8,16 @@ from typing import Any
 
 import typer
 
-from skelctl.cli.options import (
-    BENCHMARK,
-    DATA,
-    DEVICE,
-    ENCODER,
-    FRAMES,
-    JSON,
-    NORMALIZE,
-    OUT,
-    SEED,
-    STREAMS,
-    Normalization,
-)
+from skelctl.cli.options import JSON, OUT, JobOptions, with_option_groups
 from skelctl.console import err, print_json
 
 
 def register(app: typer.Typer) -> None:
-    app.command("retrieve")(retrieve_command)
+    app.command("retrieve")(with_option_groups(retrieve_command))
 
 
 def retrieve_command(
+    job: JobOptions,
     query: list[str] = typer.Option(
         [], "--query", "-q", metavar="FILE|FOLDER|-",
         help="Query clip: a raw NTU .skeleton file or a .npy array shaped (T,V,C), (T,M,V,C) "
@@ -47,34 +36,21 @@ def retrieve_command(
     evaluate: bool = typer.Option(False, "--eval", help="k-NN protocol: 1-NN cosine accuracy "
                                   "of the test split against the train gallery, and k-NN votes."),
     k_list: str = typer.Option("1,5,10", "--k-list", metavar="K,K,...", help="k values of the k-NN votes (--eval)."),
-    encoder: list[str] = ENCODER,
-    data: str | None = DATA,
-    benchmark: str | None = BENCHMARK,
-    streams: str | None = STREAMS,
-    frames: int | None = FRAMES,
-    normalize: Normalization | None = NORMALIZE,
-    seed: int = SEED,
-    device: str = DEVICE,
     out: Path | None = OUT,
     json_out: bool = JSON,
 ) -> None:
     """Nearest-neighbour retrieval over a split embedded by an encoder (cosine similarity)."""
     from skelctl.evaluate import retrieval
-    from skelctl.evaluate.jobs import parse_streams, resolve_job
 
     mode = retrieval.retrieve_mode(build, query, evaluate, index, split)
     ks = retrieval.parse_k_list(k_list) if mode == "eval" else []
-
-    def resolve() -> Any:
-        return resolve_job(encoder, parse_streams(streams), data, benchmark, device, seed, frames, normalize)
-
-    spec = encoder[0] if encoder else None
+    spec = job.encoder[0] if job.encoder else None
     if mode == "build":
-        print_build(retrieval.build_index_dir(resolve(), build, split, index_type, seed), json_out)
+        print_build(retrieval.build_index_dir(job.resolve(), build, split, index_type, job.seed), json_out)
     elif mode == "query":
-        print_matches(retrieval.answer_queries(query, k, index, spec, resolve, device), json_out)
+        print_matches(retrieval.answer_queries(query, k, index, spec, job.resolve, job.device), json_out)
     else:
-        print_knn(retrieval.knn_protocol(ks, index, spec, resolve, device, out), json_out)
+        print_knn(retrieval.knn_protocol(ks, index, spec, job.resolve, job.device, out), json_out)
 
 
 def print_build(summary: dict[str, Any], json_out: bool) -> None:
