@@ -219,8 +219,8 @@ def evaluate_raw(folder: Path, run_cfg: Any, dataset: Path, evaluation: Evaluati
 def evaluate_job(job: Any, eval_dir: Path, evaluation: EvaluationConfig, settings: DemoSettings,
                  protocols: Sequence[str] = ("linear", "knn", "semisup")) -> dict[str, float]:
     """Top-1 (percent) of a resolved evaluation job on each of `protocols`; outputs in `eval_dir`."""
-    from skelctl.evaluate.linear import evaluate_linear
     from skelctl.evaluate.heads import override
+    from skelctl.evaluate.linear import evaluate_linear
     from skelctl.evaluate.report import write_result
     from skelctl.evaluate.retrieval import evaluate_knn
     from skelctl.evaluate.semisup import evaluate_semisup, semisup_stage

@@ -15,13 +15,13 @@ import torch
 from pretrain_helpers import write_tiny_dataset
 from torch import nn
 
+from skelctl.augment.inputs import ClipView
 from skelctl.data.clips import ClipBank
 from skelctl.data.layout import get_layout
 from skelctl.data.store import open_dataset
 from skelctl.engine.checkpoint import EncoderInfo, save_encoder
 from skelctl.engine.config import PretrainConfig, StageConfig, to_yaml
 from skelctl.errors import SkelctlError
-from skelctl.augment.inputs import ClipView
 from skelctl.evaluate.encoders import LoadedEncoder, open_encoder
 from skelctl.evaluate.features import ClipSource, FeatureCache, embed
 from skelctl.evaluate.heads import lr_at

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skelctl.augment import mix, sample_region
+from skelctl.augment.inputs import ClipView
 from skelctl.data.clips import ClipBank
 from skelctl.data.layout import get_layout
 from skelctl.errors import SkelctlError
@@ -33,7 +34,6 @@ from skelctl.methods.moco import (
 )
 from skelctl.methods.skelemix import SkeleMixCLR
 from skelctl.methods.skeletonclr import SkeletonCLR
-from skelctl.augment.inputs import ClipView
 from skelctl.methods.views import ViewMaker
 
 LAYOUT = get_layout("ntu25")

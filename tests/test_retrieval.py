@@ -10,13 +10,13 @@ import torch
 from pretrain_helpers import write_tiny_dataset
 from test_evaluate_linear import make_run
 
+from skelctl.augment.inputs import ClipView
 from skelctl.data.clips import ClipBank
 from skelctl.data.layout import get_layout
 from skelctl.data.store import open_dataset
 from skelctl.engine.checkpoint import load_encoder
 from skelctl.errors import SkelctlError
 from skelctl.evaluate import index as index_module
-from skelctl.augment.inputs import ClipView
 from skelctl.evaluate.features import embed
 from skelctl.evaluate.index import (
     GalleryIndex,

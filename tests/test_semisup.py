@@ -13,11 +13,11 @@ from pretrain_helpers import write_tiny_dataset
 from test_evaluate_linear import FRAMES, make_run, tiny_encoder
 from torch import nn
 
+from skelctl.augment.inputs import ClipView
 from skelctl.data.clips import ClipBank
 from skelctl.data.store import open_dataset
 from skelctl.engine.config import EvaluationConfig, StageConfig
 from skelctl.errors import SkelctlError
-from skelctl.augment.inputs import ClipView
 from skelctl.evaluate.heads import override
 from skelctl.evaluate.jobs import resolve_job
 from skelctl.evaluate.semisup import evaluate_semisup, fine_tune, semisup_stage, stratified_subset

@@ -19,10 +19,23 @@ from rich.markup import escape
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from skelctl import __version__
-from skelctl.cli import demo, finetune, info, linear, plot, preprocess, pretrain, retrieve, semisup, show, synth
+from skelctl.cli import (
+    demo,
+    finetune,
+    info,
+    linear,
+    plot,
+    preprocess,
+    pretrain,
+    retrieve,
+    semisup,
+    show,
+    synth,
+)
 from skelctl.console import err, print_json
 from skelctl.errors import RuntimeFailure, SkelctlError
 from skelctl.interrupt import Interrupted, raise_on_signals
+
 
 def readable_metavars(params: list[Any]) -> None:
     """What `--help` shows after each option: nothing for a flag, `a|b|c` for a choice, else

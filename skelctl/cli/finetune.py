@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from skelctl.cli.options import JSON, FineTuneOptions, JobOptions, TrainingOptions, with_option_groups
+from skelctl.cli import options
 from skelctl.cli.printing import print_result
 
 
 def register(app: typer.Typer) -> None:
-    app.command("finetune")(with_option_groups(finetune_command))
+    app.command("finetune")(options.with_option_groups(finetune_command))
 
 
-def finetune_command(job: JobOptions, training: TrainingOptions, fine: FineTuneOptions,
-                     json_out: bool = JSON) -> None:
+def finetune_command(job: options.JobOptions, training: options.TrainingOptions, fine: options.FineTuneOptions,
+                     json_out: bool = options.JSON) -> None:
     """Full fine-tuning of encoder + linear layer on every training clip (BN in train mode):
     110 epochs, lr 0.1 with 10 warm-up epochs, x0.1 at 50/70/90, wd 1e-4, nesterov."""
     from skelctl.evaluate.semisup import evaluate_semisup

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import typer
 
-from skelctl.cli.options import JSON, FineTuneOptions, JobOptions, TrainingOptions, with_option_groups
+from skelctl.cli import options
 from skelctl.cli.printing import print_result
 
 
 def register(app: typer.Typer) -> None:
-    app.command("semisup")(with_option_groups(semisup_command))
+    app.command("semisup")(options.with_option_groups(semisup_command))
 
 
 def semisup_command(
-    job: JobOptions,
-    training: TrainingOptions,
-    fine: FineTuneOptions,
+    job: options.JobOptions,
+    training: options.TrainingOptions,
+    fine: options.FineTuneOptions,
     fraction: float = typer.Option(..., "--fraction", min=0.0, max=1.0, metavar="P",
                                    help="Labelled fraction of each class, e.g. 0.01 or 0.1."),
-    json_out: bool = JSON,
+    json_out: bool = options.JSON,
 ) -> None:
     """Semi-supervised evaluation: round(p * n_c) labelled clips per class (at least 1,
     seeded; names saved), the whole encoder plus a linear layer fine-tuned with BN in train

@@ -59,11 +59,10 @@ class EncoderInfo:
         """From a stored dict (keys this version does not know are ignored; a wrongly typed
         clip length is an error naming the file)."""
         known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in info.items() if k in known and v is not None}
-        frames = values.get("frames", 64)
-        if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-            raise SkelctlError(f"encoder info: 'frames' must be a positive integer, got {frames!r}", where)
-        return cls(**values)
+        typed = cls(**{k: v for k, v in info.items() if k in known and v is not None})
+        if isinstance(typed.frames, bool) or not isinstance(typed.frames, int) or typed.frames < 1:
+            raise SkelctlError(f"encoder info: 'frames' must be a positive integer, got {typed.frames!r}", where)
+        return typed
 
     def to_dict(self) -> dict[str, Any]:
         """The fields that are set, as stored in encoder.pt."""

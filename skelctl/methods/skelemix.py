@@ -23,10 +23,9 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-
-from skelctl.augment import mix, sample_region
 from torch import nn
 
+from skelctl.augment import mix, sample_region
 from skelctl.data.clips import ClipBank
 from skelctl.data.layout import PART_NAMES
 from skelctl.errors import SkelctlError

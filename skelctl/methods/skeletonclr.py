@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import nn
 
 from skelctl.data.layout import Layout
 from skelctl.methods.base import ContrastiveMethod, branch_shape, register_method
