@@ -182,6 +182,23 @@ def test_knn_votes() -> None:
     assert result["top1"] == 50.0 and result["top5"] == 50.0  # row 0's label 2 is 6th
 
 
+def test_the_pretraining_monitor_and_the_knn_protocol_cast_the_same_weighted_vote() -> None:
+    from skelctl.engine.knn import weighted_knn_top1
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(5, 16))
+    g_labels, q_labels = rng.integers(0, 5, 200), rng.integers(0, 5, 50)
+    gallery = normalized(centres[g_labels] + 2.0 * rng.normal(size=(200, 16)))
+    queries = normalized(centres[q_labels] + 2.0 * rng.normal(size=(50, 16)))
+    ks = [1, 5, 20]
+    protocol = knn_evaluate(memory_gallery(gallery, np.arange(200), g_labels, [str(i) for i in range(200)],
+                                           [str(c) for c in range(5)]), queries, q_labels, ks)
+    monitor = weighted_knn_top1(torch.from_numpy(gallery), torch.from_numpy(g_labels),
+                                torch.from_numpy(queries), torch.from_numpy(q_labels), ks)
+    assert {k: protocol["knn"][str(k)]["weighted"] for k in ks} == {k: round(v, 4) for k, v in monitor.items()}
+    assert len({protocol["knn"][str(k)]["weighted"] for k in ks}) > 1  # the k values differ
+
+
 def test_knn_evaluate_matches_explicit_loops() -> None:
     rng = np.random.default_rng(5)
     centres = rng.normal(size=(4, 8))
