@@ -182,14 +182,20 @@ def test_knn_votes() -> None:
     assert result["top1"] == 50.0 and result["top5"] == 50.0  # row 0's label 2 is 6th
 
 
+def clustered(seed: int, classes: int, dim: int, sizes: tuple[int, int], spread: float):
+    """Unit-norm gallery and query features around one random centre per class, with labels."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, dim))
+    g_labels, q_labels = rng.integers(0, classes, sizes[0]), rng.integers(0, classes, sizes[1])
+    gallery = normalized(centres[g_labels] + spread * rng.normal(size=(sizes[0], dim)))
+    queries = normalized(centres[q_labels] + spread * rng.normal(size=(sizes[1], dim)))
+    return gallery, g_labels, queries, q_labels
+
+
 def test_the_pretraining_monitor_and_the_knn_protocol_cast_the_same_weighted_vote() -> None:
     from skelctl.engine.knn import weighted_knn_top1
 
-    rng = np.random.default_rng(3)
-    centres = rng.normal(size=(5, 16))
-    g_labels, q_labels = rng.integers(0, 5, 200), rng.integers(0, 5, 50)
-    gallery = normalized(centres[g_labels] + 2.0 * rng.normal(size=(200, 16)))
-    queries = normalized(centres[q_labels] + 2.0 * rng.normal(size=(50, 16)))
+    gallery, g_labels, queries, q_labels = clustered(3, classes=5, dim=16, sizes=(200, 50), spread=2.0)
     ks = [1, 5, 20]
     protocol = knn_evaluate(memory_gallery(gallery, np.arange(200), g_labels, [str(i) for i in range(200)],
                                            [str(c) for c in range(5)]), queries, q_labels, ks)
@@ -200,11 +206,7 @@ def test_the_pretraining_monitor_and_the_knn_protocol_cast_the_same_weighted_vot
 
 
 def test_knn_evaluate_matches_explicit_loops() -> None:
-    rng = np.random.default_rng(5)
-    centres = rng.normal(size=(4, 8))
-    g_labels, q_labels = rng.integers(0, 4, 300), rng.integers(0, 4, 60)
-    gallery = normalized(centres[g_labels] + 1.5 * rng.normal(size=(300, 8)))
-    queries = normalized(centres[q_labels] + 1.5 * rng.normal(size=(60, 8)))
+    gallery, g_labels, queries, q_labels = clustered(5, classes=4, dim=8, sizes=(300, 60), spread=1.5)
     ids = np.arange(300) + 1000
     index = memory_gallery(gallery, ids, g_labels, [str(i) for i in ids], list("abcd"))
     result = knn_evaluate(index, queries, q_labels, [1, 5])
