@@ -130,7 +130,7 @@ def _claim(out: Path, force: bool) -> None:
 def make_dataset(out: Path, settings: DemoSettings) -> Path:
     """Synthetic raw NTU-60 files, preprocessed into `out/synth-ntu60.h5`."""
     from skelctl.data.preprocess import PreprocessOptions, preprocess
-    from skelctl.data.synth import synth_size, synthesize
+    from skelctl.synth import synth_size, synthesize
 
     synthesize(KIND, out / "raw", settings.seed, synth_size(KIND, settings.size))
     target = out / "synth-ntu60.h5"

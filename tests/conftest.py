@@ -1,10 +1,11 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures (shared functions are in helpers.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from helpers import write_tiny_dataset
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -17,6 +18,22 @@ def shared_fixtures() -> Path:
     tests copy what they modify into `tmp_path`.
     """
     return FIXTURES
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny 4-class ntu25 dataset (`write_tiny_dataset`) for evaluation tests: 32 training
+    clips, 16 test clips. Read-only by convention."""
+    return write_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny.h5", per_class_train=8,
+                              per_class_test=4)
+
+
+@pytest.fixture(scope="module")
+def tiny_pretrain_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same kind of dataset for pretraining tests: 24 training clips (3 steps per epoch at
+    batch 8), 24 test clips. Read-only by convention."""
+    return write_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny.h5", per_class_train=6,
+                              per_class_test=6)
 
 
 @pytest.fixture(scope="session", autouse=True)

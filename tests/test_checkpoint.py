@@ -8,7 +8,7 @@ import re
 
 import pytest
 import torch
-from pretrain_helpers import run_skelctl, tiny_overrides, write_tiny_dataset
+from helpers import run_skelctl, tiny_overrides, write_tiny_dataset
 
 from skelctl.data.layout import get_layout
 from skelctl.engine.checkpoint import (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pretrain_helpers import REPO, skelctl_command, write_tiny_dataset
+from helpers import run_skelctl, write_tiny_dataset
 from test_evaluate_linear import make_run
 
 from skelctl.data.store import open_dataset
@@ -30,11 +30,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def skelctl(root: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    import os
-
-    env = {**os.environ, "SKELCTL_RUNS": str(root / "runs"), "SKELCTL_DATA": str(root)}
-    return subprocess.run(skelctl_command(*args), capture_output=True, text=True, cwd=REPO,
-                          env=env, input=stdin, timeout=600)
+    """`skelctl ARGS` with runs/ and the data root in `root`."""
+    return run_skelctl(*args, env={"SKELCTL_RUNS": str(root / "runs"), "SKELCTL_DATA": str(root)},
+                       stdin=stdin)
 
 
 def _json(done: subprocess.CompletedProcess) -> dict:

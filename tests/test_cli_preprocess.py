@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_preprocess import bad_corpus, ntu_raw
-
-from skelctl.cli.app import main
+from helpers import ntu_raw, run_cli
+from test_preprocess import bad_corpus
 
 SUMMARY_KEYS = {
     "kind",
@@ -52,26 +51,11 @@ INFO_KEYS = {
 }
 
 
-def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    """`skelctl ARGS` in-process through the real entry point: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["skelctl", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_json_summary_and_info(shared_fixtures, tmp_path, capsys, monkeypatch):
+def test_json_summary_and_info(shared_fixtures, tmp_path):
     raw = ntu_raw(shared_fixtures, tmp_path / "raw")
     out = tmp_path / "ntu60.h5"
     code, stdout, stderr = run_cli(
-        ["preprocess", "ntu60", str(raw), "-o", str(out), "--json", "--workers", "1"],
-        capsys,
-        monkeypatch,
+        ["preprocess", "ntu60", str(raw), "-o", str(out), "--json", "--workers", "1"]
     )
     assert code == 0, stderr
     summary = json.loads(stdout)
@@ -80,7 +64,7 @@ def test_json_summary_and_info(shared_fixtures, tmp_path, capsys, monkeypatch):
     assert summary["splits"]["xview"] == {"train": 3, "test": 8}
     assert "samples" in stderr and "files/s" in stderr  # the summary table goes to stderr
 
-    code, stdout, stderr = run_cli(["info", str(out), "--json"], capsys, monkeypatch)
+    code, stdout, stderr = run_cli(["info", str(out), "--json"])
     assert code == 0, stderr
     info = json.loads(stdout)
     assert set(info) == INFO_KEYS
@@ -90,46 +74,40 @@ def test_json_summary_and_info(shared_fixtures, tmp_path, capsys, monkeypatch):
     assert sum(c["samples"] for c in info["classes"]) == 11 and len(info["classes"]) == 60
     assert info["options"]["bodies"] == "denoise" and info["layout"]["name"] == "ntu25"
 
-    code, stdout, stderr = run_cli(["info", str(out)], capsys, monkeypatch)
+    code, stdout, stderr = run_cli(["info", str(out)])
     assert code == 0 and stdout == "" and "xsub train / test" in stderr and "drink water" in stderr
 
 
-def test_default_output_goes_to_the_data_root(shared_fixtures, tmp_path, capsys, monkeypatch):
+def test_default_output_goes_to_the_data_root(shared_fixtures, tmp_path, monkeypatch):
     raw = ntu_raw(shared_fixtures, tmp_path / "raw")
     monkeypatch.setenv("SKELCTL_DATA", str(tmp_path / "data"))
     code, stdout, stderr = run_cli(
-        ["preprocess", "ntu60", str(raw), "--workers", "1", "--no-center", "--bodies", "first"],
-        capsys,
-        monkeypatch,
+        ["preprocess", "ntu60", str(raw), "--workers", "1", "--no-center", "--bodies", "first"]
     )
     assert code == 0, stderr
     assert stdout.strip() == str(tmp_path / "data" / "ntu60.h5")
-    code, stdout, _ = run_cli(["info", "ntu60", "--json"], capsys, monkeypatch)
+    code, stdout, _ = run_cli(["info", "ntu60", "--json"])
     options = json.loads(stdout)["options"]
     assert code == 0 and options["center"] is False and options["bodies"] == "first"
 
 
-def test_bad_files_are_listed_and_strict_fails(shared_fixtures, tmp_path, capsys, monkeypatch):
+def test_bad_files_are_listed_and_strict_fails(shared_fixtures, tmp_path):
     bad = bad_corpus(shared_fixtures, tmp_path / "raw")
     out = tmp_path / "out.h5"
     code, stdout, stderr = run_cli(
-        ["preprocess", "ntu60", str(tmp_path / "raw"), "-o", str(out), "--workers", "1"],
-        capsys,
-        monkeypatch,
+        ["preprocess", "ntu60", str(tmp_path / "raw"), "-o", str(out), "--workers", "1"]
     )
     assert code == 0, stderr
     rejected_lines = [line for line in stderr.splitlines() if line.startswith("rejected ")]
     assert len(rejected_lines) == len(bad)
     for path in bad.values():
         assert sum(f"rejected {path}:" in line for line in rejected_lines) == 1
-    code, stdout, _ = run_cli(["info", str(out), "--json"], capsys, monkeypatch)
+    code, stdout, _ = run_cli(["info", str(out), "--json"])
     assert len(json.loads(stdout)["rejected"]) == len(bad)
 
     before = out.read_bytes()
     code, stdout, stderr = run_cli(
-        ["preprocess", "ntu60", str(tmp_path / "raw"), "-o", str(out), "--strict"],
-        capsys,
-        monkeypatch,
+        ["preprocess", "ntu60", str(tmp_path / "raw"), "-o", str(out), "--strict"]
     )
     assert code == 1 and stdout == ""
     assert stderr.startswith("error: ") and stderr.count("\n") == 1 and "--strict" in stderr
@@ -138,7 +116,7 @@ def test_bad_files_are_listed_and_strict_fails(shared_fixtures, tmp_path, capsys
 
 @pytest.mark.parametrize("case", ["missing_raw", "empty_raw", "unwritable_out", "bad_option"])
 def test_fatal_input_errors_exit_2_with_one_line(
-    shared_fixtures, tmp_path, capsys, monkeypatch, case
+    shared_fixtures, tmp_path, case
 ):
     raw = ntu_raw(shared_fixtures, tmp_path / "raw")
     out = tmp_path / "out.h5"
@@ -155,9 +133,7 @@ def test_fatal_input_errors_exit_2_with_one_line(
     else:
         extra = ["--label-frames", "sometimes"]
     code, stdout, stderr = run_cli(
-        ["preprocess", "ntu60", str(raw), "-o", str(out), "--workers", "1", *extra],
-        capsys,
-        monkeypatch,
+        ["preprocess", "ntu60", str(raw), "-o", str(out), "--workers", "1", *extra]
     )
     assert code == 2 and stdout == ""
     assert stderr.startswith("error: ") and stderr.count("\n") == 1, stderr

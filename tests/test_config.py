@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from pretrain_helpers import run_skelctl
+from helpers import run_skelctl
 
 from skelctl.engine.config import (
     PretrainConfig,

@@ -9,20 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_cli_preprocess import run_cli
+from helpers import SMALL_FRAMES, run_cli
 
 from skelctl.augment.spatial import isc_one_of, shear
 from skelctl.augment.streams import to_stream
-from skelctl.data.custom import MIN_FRAMES, SPLIT_SEED
+from skelctl.data.clipfile import MIN_FRAMES
 from skelctl.data.layout import get_layout
 from skelctl.data.normalize import center_on_joint
 from skelctl.data.preprocess import PreprocessOptions, preprocess
+from skelctl.data.sources.custom import SPLIT_SEED
 from skelctl.data.store import open_dataset
 from skelctl.errors import RuntimeFailure, SkelctlError
 from skelctl.models.registry import build_encoder
 
 COCO = str(Path(__file__).parents[1] / "docs" / "coco17.yaml")
-SMALL_FRAMES = {"stgcn": 16, "agcn": 16, "gru": 6, "cnn": 16}
 
 
 def run(raw: Path, out: Path, layout: str | None, **options) -> dict:
@@ -285,13 +285,13 @@ def test_dataset_level_errors_name_the_file(tmp_path, setup, message):
     assert not (tmp_path / "x.h5").exists()
 
 
-def test_cli_custom_with_a_layout_file(tmp_path, capsys, monkeypatch):
+def test_cli_custom_with_a_layout_file(tmp_path):
     rng = np.random.default_rng(9)
     arrays = {f"p{i}": random_clip(rng, 17, 2, None) for i in range(5)}
     raw = write_raw(tmp_path / "raw", arrays, "name,label\n" + "".join(f"p{i},a{i % 2}\n" for i in range(5)))
     out = tmp_path / "pose.h5"
     args = ["preprocess", "custom", str(raw), "-o", str(out), "--json", "--workers", "1"]
-    code, stdout, stderr = run_cli([*args, "--layout", COCO], capsys, monkeypatch)
+    code, stdout, stderr = run_cli([*args, "--layout", COCO])
     assert code == 0, stderr
     summary = json.loads(stdout)
     assert summary["kind"] == "custom" and summary["samples"] == 5 and summary["classes"] == 2
@@ -299,10 +299,10 @@ def test_cli_custom_with_a_layout_file(tmp_path, capsys, monkeypatch):
         assert ds.layout.name == "coco17" and ds.clip(0).shape[-1] == 2
         assert ds.options["layout"] == COCO
 
-    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    code, stdout, stderr = run_cli(args)
     assert code == 2 and len(stderr.strip().splitlines()) == 1
     assert json.loads(stdout)["error"]["exit_code"] == 2  # --json: the failure document
     assert "custom needs --layout NAME|FILE" in stderr
-    code, stdout, stderr = run_cli([*args, "--layout", "kinect20"], capsys, monkeypatch)
+    code, stdout, stderr = run_cli([*args, "--layout", "kinect20"])
     assert code == 2 and "no usable custom sample in 5 rejected input(s); first: " in stderr
     assert f"labels.csv:2: {raw}/p0.npy: shape" in stderr and "17 joints, layout 'kinect20' has 20" in stderr

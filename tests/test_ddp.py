@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import torch
-from pretrain_helpers import REPO, tiny_overrides, write_tiny_dataset
+from helpers import REPO, tiny_overrides, write_tiny_dataset
 
 from skelctl.data.clips import ClipBank
 from skelctl.data.store import open_dataset

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 import torch
+from helpers import run_skelctl
 
 from skelctl.data.layout import get_layout
 from skelctl.demo import ENCODERS, METHODS, PROTOCOLS, random_twin, results_markdown
@@ -17,10 +16,8 @@ from skelctl.errors import SkelctlError
 from skelctl.models import build_encoder
 
 
-def skelctl(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "120"}
-    return subprocess.run([sys.executable, "-m", "skelctl", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=900)
+def skelctl(*args: str) -> subprocess.CompletedProcess:
+    return run_skelctl(*args, env={"COLUMNS": "120"}, timeout=900)
 
 
 def test_demo_runs_end_to_end_and_writes_the_table(tmp_path):

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pretrain_helpers import write_tiny_dataset
 from torch import nn
 
 from skelctl.augment.inputs import ClipView
@@ -75,12 +74,6 @@ def make_run(
     cfg.evaluation.semisup_1 = cfg.evaluation.semisup_10 = cfg.evaluation.finetune = tiny_semisup
     (run / "config.yaml").write_text(to_yaml(cfg))
     return run
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny.h5", per_class_train=8,
-                              per_class_test=4)
 
 
 def test_lr_schedule_warmup_then_steps() -> None:

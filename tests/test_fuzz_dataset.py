@@ -4,22 +4,18 @@ non-finite result, or a failure that replaces the good result already in the out
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import ntu_raw, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_evaluate_linear import make_run
-from test_preprocess import ntu_raw
 
-from skelctl.cli.app import main
 from skelctl.data.preprocess import PreprocessOptions, preprocess
 
 
@@ -32,7 +28,7 @@ def fuzz_root(tmp_path_factory: pytest.TempPathFactory, shared_fixtures: Path) -
     preprocess("ntu60", raw, root / "real.h5", PreprocessOptions(workers=1))
     make_run(root / "runs", root / "real.h5", "run", arch="gru")
     for args in _commands(root, root / "real.h5")[1:]:
-        code, _, stderr = _run(args)
+        code, _, stderr = run_cli(args)
         assert code == 0, stderr
     return root
 
@@ -46,21 +42,6 @@ def _commands(root: Path, data: Path) -> list[list[str]]:
         ["retrieve", "--eval", "--encoder", run, "--data", str(data), "--out", str(root / "knn"),
          "--json"],
     ]
-
-
-def _run(args: list[str]) -> tuple[int, str, str]:
-    """`skelctl ARGS` in-process (a traceback propagates and fails the test)."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    argv, sys.argv = sys.argv, ["skelctl", *args]
-    try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    finally:
-        sys.argv = argv
-    return code, stdout.getvalue(), stderr.getvalue()
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -109,7 +90,7 @@ def test_damaged_dataset_fails_cleanly(fuzz_root: Path, tmp_path: Path, damage: 
     for args in _commands(fuzz_root, damaged):
         out = fuzz_root / ("lin" if args[0] == "linear" else "knn")
         before = _snapshot(out)
-        code, stdout, stderr = _run(args)
+        code, stdout, stderr = run_cli(args)
         assert code in (0, 1, 2), (args[0], code, stderr)
         documents = stdout.strip().splitlines()
         assert len(documents) <= 1, (args[0], stdout)

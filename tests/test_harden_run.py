@@ -16,16 +16,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import types
 import typing
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import REPO, run_skelctl, skelctl_command, tiny_overrides, wait_for_step
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pretrain_helpers import REPO, run_skelctl, skelctl_command, tiny_overrides, write_tiny_dataset
 
 from skelctl.cli.app import main
 from skelctl.engine.checkpoint import ENCODER_FORMAT, load_checkpoint
@@ -77,16 +76,10 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    """24 training clips: 3 steps per epoch at batch 8."""
-    return write_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny.h5", per_class_train=6, per_class_test=6)
-
-
-@pytest.fixture(scope="module")
-def finished(tiny_data, tmp_path_factory) -> Path:
+def finished(tiny_pretrain_data, tmp_path_factory) -> Path:
     """A finished tiny run (a checkpoint after every step, so last.prev.pt exists)."""
     run = tmp_path_factory.mktemp("finished") / "run"
-    result = run_skelctl("pretrain", "--data", str(tiny_data), *ARGS, "--out", str(run), env=ENV)
+    result = run_skelctl("pretrain", "--data", str(tiny_pretrain_data), *ARGS, "--out", str(run), env=ENV)
     assert result.returncode == 0, result.stderr
     return run
 
@@ -129,30 +122,30 @@ def test_failures_of_every_command_are_one_line_an_exit_code_and_one_json_docume
     assert code == 0 and "--out" in stdout
 
 
-def test_unexpected_errors_and_a_full_disk_are_exit_1_in_one_line(tiny_data, monkeypatch):
-    import skelctl.data.store as store
+def test_unexpected_errors_and_a_full_disk_are_exit_1_in_one_line(tiny_pretrain_data, monkeypatch):
+    import skelctl.data.stats as stats  # where `info` opens the dataset
 
     def broken(*args, **kwargs):
         raise ValueError("a bug\nwith a second line")
 
-    monkeypatch.setattr(store, "open_dataset", broken)
-    code, stdout, stderr = invoke("info", tiny_data, "--json")
+    monkeypatch.setattr(stats, "open_dataset", broken)
+    code, stdout, stderr = invoke("info", tiny_pretrain_data, "--json")
     error = assert_failure(code, stdout, stderr, 1, only_line=True)
     assert error["reason"].startswith("internal error: ValueError: a bug (")
 
     def several_lines(*args, **kwargs):
         raise SkelctlError("a reason\n  given on two lines", "some.h5", 3)
 
-    monkeypatch.setattr(store, "open_dataset", several_lines)
-    code, stdout, stderr = invoke("info", tiny_data, "--json")
+    monkeypatch.setattr(stats, "open_dataset", several_lines)
+    code, stdout, stderr = invoke("info", tiny_pretrain_data, "--json")
     assert assert_failure(code, stdout, stderr, 2, only_line=True)["reason"] == "a reason given on two lines"
     assert stderr == "error: some.h5:3: a reason given on two lines\n"
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "out.h5")
 
-    monkeypatch.setattr(store, "open_dataset", full)
-    code, stdout, stderr = invoke("info", tiny_data, "--json")
+    monkeypatch.setattr(stats, "open_dataset", full)
+    code, stdout, stderr = invoke("info", tiny_pretrain_data, "--json")
     error = assert_failure(code, stdout, stderr, 1, only_line=True)
     assert error == {"path": "out.h5", "line": None, "reason": "No space left on device", "exit_code": 1}
 
@@ -214,9 +207,9 @@ def test_every_float_key_declares_its_range_and_it_is_checked():
             load_preset("skelemix", [f"{key}={json.dumps(value)}"])
 
 
-def test_a_non_finite_learning_rate_fails_before_the_run_starts(tiny_data, tmp_path):
+def test_a_non_finite_learning_rate_fails_before_the_run_starts(tiny_pretrain_data, tmp_path):
     for key in ("optim.lr=.inf", "optim.lr=1e400", "optim.weight_decay=.nan", "method.moco.temperature=.nan"):
-        code, stdout, stderr = invoke("pretrain", "--data", tiny_data, "--out", tmp_path / "run",
+        code, stdout, stderr = invoke("pretrain", "--data", tiny_pretrain_data, "--out", tmp_path / "run",
                                       *tiny_overrides(), "--set", key, "--json")
         error = assert_failure(code, stdout, stderr, 2, only_line=True)
         assert error["reason"].startswith(key.split("=")[0] + ": expected a finite number")
@@ -226,16 +219,16 @@ def test_a_non_finite_learning_rate_fails_before_the_run_starts(tiny_data, tmp_p
 # --- row 4: a run that never trained leaves nothing behind ---------------------------------------
 
 
-def test_a_run_that_fails_before_training_leaves_nothing_and_the_corrected_rerun_works(tiny_data, tmp_path):
+def test_a_run_that_fails_before_training_leaves_nothing_and_the_corrected_rerun_works(tiny_pretrain_data, tmp_path):
     corrupt = tmp_path / "corrupt.h5"
-    corrupt.write_bytes(tiny_data.read_bytes()[:4096])
+    corrupt.write_bytes(tiny_pretrain_data.read_bytes()[:4096])
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     run = tmp_path / "run"
     for args, needle in (
-        (["--data", tiny_data, *tiny_overrides(**{"train.batch_size": 32})], "larger than the 24 training clips"),
+        (["--data", tiny_pretrain_data, *tiny_overrides(**{"train.batch_size": 32})], "larger than the 24 training clips"),
         (["--data", corrupt, *tiny_overrides()], str(corrupt)),
-        (["--preset", empty, "--data", tiny_data, "--set", "train.device=cpu"], "train.batch_size"),
+        (["--preset", empty, "--data", tiny_pretrain_data, "--set", "train.device=cpu"], "train.batch_size"),
     ):
         code, stdout, stderr = invoke("pretrain", *args, "--out", run, "--json")
         assert_failure(code, stdout, stderr, 2)
@@ -244,23 +237,23 @@ def test_a_run_that_fails_before_training_leaves_nothing_and_the_corrected_rerun
     # an --out folder the user made is kept (empty), and so is anything else of theirs in it
     run.mkdir()
     (run / "notes.txt").write_text("mine")
-    code, stdout, stderr = invoke("pretrain", "--data", tiny_data, "--out", run,
+    code, stdout, stderr = invoke("pretrain", "--data", tiny_pretrain_data, "--out", run,
                                   *tiny_overrides(**{"train.batch_size": 32}), "--json")
     assert_failure(code, stdout, stderr, 2)
     assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
     # the README's fix, on the same --out
-    code, stdout, stderr = invoke("pretrain", "--data", tiny_data, "--out", run,
+    code, stdout, stderr = invoke("pretrain", "--data", tiny_pretrain_data, "--out", run,
                                   *tiny_overrides(**{"train.epochs": 1}), "--json")
     assert code == 0, stderr
     assert json.loads(stdout)["steps"] == 3 and (run / "encoder.pt").is_file()
 
 
-def test_a_killed_start_without_a_checkpoint_does_not_pin_its_settings(tiny_data, tmp_path):
+def test_a_killed_start_without_a_checkpoint_does_not_pin_its_settings(tiny_pretrain_data, tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     cfg = load_preset("skelemix", [a for a in tiny_overrides(**{"train.batch_size": 32}) if a != "--set"])
     (run / "config.yaml").write_text(to_yaml(cfg))  # what a start killed while loading left
-    code, stdout, stderr = invoke("pretrain", "--data", tiny_data, "--out", run,
+    code, stdout, stderr = invoke("pretrain", "--data", tiny_pretrain_data, "--out", run,
                                   *tiny_overrides(**{"train.epochs": 1}), "--json")
     assert code == 0, stderr
     assert load_config_file(run / "config.yaml").train.batch_size == 8
@@ -320,24 +313,12 @@ def test_building_an_index_takes_its_folder_lock(finished, tmp_path):
 # --- row 10: SIGTERM / SIGINT save the step reached ----------------------------------------------
 
 
-def wait_for_step(metrics: Path, step: int, proc: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        if metrics.exists():
-            steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines() if line.endswith("}")]
-            if steps and max(steps) >= step:
-                return
-        time.sleep(0.01)
-    raise AssertionError("the run did not reach the step in time")
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_running_pretraining_turns_a_second_away_and_a_stop_signal_saves_the_step_reached(
-        tiny_data, finished, tmp_path, sig):
+        tiny_pretrain_data, finished, tmp_path, sig):
     run = tmp_path / "run"
     # checkpoints only at epoch ends: the stop itself must save mid-epoch steps
-    args = ["pretrain", "--data", str(tiny_data), *tiny_overrides(**{"train.epochs": 50}), "--out", str(run)]
+    args = ["pretrain", "--data", str(tiny_pretrain_data), *tiny_overrides(**{"train.epochs": 50}), "--out", str(run)]
     proc = subprocess.Popen(skelctl_command(*args, "--json"), cwd=REPO, env={**os.environ, **ENV},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -17,10 +17,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from pretrain_helpers import REPO, tiny_overrides, write_tiny_dataset
-from test_cli_preprocess import run_cli
+from helpers import REPO, ntu_raw, run_cli, tiny_overrides, write_tiny_dataset
 from test_evaluate_linear import make_run
-from test_preprocess import ntu_raw
 
 from skelctl.atomic import atomic_path, remove_stale_temps, temp_prefix, write_text_atomic
 from skelctl.data.npy import MAX_BYTES, read_npy
@@ -84,7 +82,7 @@ def custom_raw(folder: Path, arrays: dict[str, np.ndarray | Path]) -> Path:
     return folder
 
 
-def test_row2_custom_npy_claiming_terabytes_is_one_rejected_row(tmp_path, capsys, monkeypatch):
+def test_row2_custom_npy_claiming_terabytes_is_one_rejected_row(tmp_path):
     rng = np.random.default_rng(0)
     arrays: dict[str, np.ndarray | Path] = {f"ok{i}": rng.normal(size=(8, 25, 3)).astype(np.float32)
                                             for i in range(4)}
@@ -94,7 +92,7 @@ def test_row2_custom_npy_claiming_terabytes_is_one_rejected_row(tmp_path, capsys
     raw = custom_raw(tmp_path / "raw", arrays)
     out = tmp_path / "custom.h5"
     code, stdout, stderr = run_cli(["preprocess", "custom", str(raw), "--layout", "ntu25", "-o",
-                                    str(out), "--workers", "1", "--json"], capsys, monkeypatch)
+                                    str(out), "--workers", "1", "--json"])
     assert code == 0, stderr
     summary = json.loads(stdout)
     assert summary["samples"] == 4 and summary["rejected"] == 3
@@ -122,44 +120,43 @@ def in_workspace(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return workspace
 
 
-def test_rows3_15_hostile_query_arrays_exit_2_with_one_line(in_workspace, tmp_path, capsys, monkeypatch):
+def test_rows3_15_hostile_query_arrays_exit_2_with_one_line(in_workspace, tmp_path):
     index = tmp_path / "idx"
-    code, _, stderr = run_cli(["retrieve", "--build", str(index)], capsys, monkeypatch)
+    code, _, stderr = run_cli(["retrieve", "--build", str(index)])
     assert code == 0, stderr
     huge = npy_claiming(tmp_path / "huge.npy", (186 * TIB // 300, 25, 3))
     np.save(tmp_path / "complex.npy", np.ones((10, 25, 3), np.complex64))
     cases = {huge: "header claims shape", tmp_path / "complex.npy": "dtype complex64, expected numbers"}
     for query, message in cases.items():
-        code, stdout, stderr = run_cli(["retrieve", "--index", str(index), "--query", str(query)],
-                                       capsys, monkeypatch)
+        code, stdout, stderr = run_cli(["retrieve", "--index", str(index), "--query", str(query)])
         assert code == 2 and stdout == "", stderr
         line = error_line(stderr)
         assert f"{query}: " in line and message in line
 
 
-def test_rows3_15_show_reads_arrays_through_the_checked_reader(tmp_path, capsys, monkeypatch):
+def test_rows3_15_show_reads_arrays_through_the_checked_reader(tmp_path):
     pytest.importorskip("matplotlib")
     huge = npy_claiming(tmp_path / "huge.npy", (186 * TIB // 300, 25, 3))
     np.save(tmp_path / "complex.npy", np.ones((10, 25, 3), np.complex64))
     for clip, message in ((huge, "186.0 TiB, but the file holds 64 bytes"),
                           (tmp_path / "complex.npy", "dtype complex64, expected numbers")):
-        code, _, stderr = run_cli(["show", str(clip), "-o", str(tmp_path / "x.png")], capsys, monkeypatch)
+        code, _, stderr = run_cli(["show", str(clip), "-o", str(tmp_path / "x.png")])
         assert code == 2 and f"{clip}: " in error_line(stderr) and message in stderr
     assert not (tmp_path / "x.png").exists()
 
 
-def test_row15_a_preset_that_cannot_work_fails_before_any_work(in_workspace, tmp_path, capsys, monkeypatch):
+def test_row15_a_preset_that_cannot_work_fails_before_any_work(in_workspace, tmp_path):
     """`--set method={}` resets the demo's SkeleMix ranges to the paper's (7-11 feature frames),
     which 32 frames at stride 4 cannot hold: named by key, before clips load or a run exists."""
     out = tmp_path / "run"
     args = ["pretrain", "--preset", "demo", "--data", str(in_workspace / "tiny.h5"), "--out", str(out),
             "--set", "train.device=cpu", "--set", "train.batch_size=8"]
-    code, _, stderr = run_cli([*args, "--set", "method={}"], capsys, monkeypatch)
+    code, _, stderr = run_cli([*args, "--set", "method={}"])
     assert code == 2, stderr
     line = error_line(stderr)
     assert "method.skelemix.feature_frames: [7, 11]" in line and "within the 8 feature frames" in line
     assert not out.exists()  # no config.yaml that a corrected command would have to match
-    code, _, stderr = run_cli([*args[:-2], "--set", "train.batch_size=4096"], capsys, monkeypatch)
+    code, _, stderr = run_cli([*args[:-2], "--set", "train.batch_size=4096"])
     assert code == 2 and "train.batch_size: 4096 is larger than the 24 training clips" in error_line(stderr)
     assert not out.exists()
 
@@ -209,37 +206,37 @@ def test_row6_damaged_text_attributes_are_refused_on_open(workspace, tmp_path):
         open_dataset(bad)
 
 
-def test_row6_commands_refuse_a_dataset_with_nan_and_keep_good_results(in_workspace, tmp_path, capsys, monkeypatch):
+def test_row6_commands_refuse_a_dataset_with_nan_and_keep_good_results(in_workspace, tmp_path):
     good = in_workspace / "tiny.h5"
     out = tmp_path / "linear"
     base = ["--encoder", str(in_workspace / "runs" / "run"), "--epochs", "1"]
-    code, _, stderr = run_cli(["linear", *base, "--data", str(good), "--out", str(out)], capsys, monkeypatch)
+    code, _, stderr = run_cli(["linear", *base, "--data", str(good), "--out", str(out)])
     assert code == 0, stderr
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
 
     bad = tmp_path / "bad.h5"
     name = poisoned_copy(good, bad, 30)  # a test-split clip
-    code, stdout, stderr = run_cli(["info", str(bad), "--json"], capsys, monkeypatch)
+    code, stdout, stderr = run_cli(["info", str(bad), "--json"])
     assert code == 0 and json.loads(stdout)["non_finite"] == [name]
-    code, _, stderr = run_cli(["info", str(bad)], capsys, monkeypatch)
+    code, _, stderr = run_cli(["info", str(bad)])
     assert code == 0 and f"NaN or infinite values in sample {name}" in stderr
     for command in (["linear", *base, "--data", str(bad), "--out", str(out), "--no-cache"],
                     ["retrieve", "--eval", *base[:2], "--data", str(bad), "--out", str(out)],
                     ["pretrain", "--data", str(bad), "--out", str(tmp_path / "pre"), *tiny_overrides()]):
-        code, stdout, stderr = run_cli(command, capsys, monkeypatch)
+        code, stdout, stderr = run_cli(command)
         assert code == 2 and stdout == "", (command[0], stderr)
         line = error_line(stderr, logs=command[0] == "pretrain")  # it says what it loads
         assert f"{bad}: key '/joints': sample 30 ({name}) holds NaN" in line
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
-def test_row6_a_diverged_classifier_does_not_replace_a_good_result(in_workspace, tmp_path, capsys, monkeypatch):
+def test_row6_a_diverged_classifier_does_not_replace_a_good_result(in_workspace, tmp_path):
     out = tmp_path / "linear"
     base = ["linear", "--encoder", str(in_workspace / "runs" / "run"), "--epochs", "2", "--out", str(out)]
-    code, _, stderr = run_cli(base, capsys, monkeypatch)
+    code, _, stderr = run_cli(base)
     assert code == 0, stderr
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    code, stdout, stderr = run_cli([*base, "--lr", "1e38"], capsys, monkeypatch)
+    code, stdout, stderr = run_cli([*base, "--lr", "1e38"])
     assert code == 1 and stdout == "", stderr
     line = error_line(stderr, logs=True)  # after the epochs' progress bar
     assert f"{out}: linear (joint stream): the loss or test scores are NaN or infinite" in line
@@ -249,7 +246,7 @@ def test_row6_a_diverged_classifier_does_not_replace_a_good_result(in_workspace,
 # --- preprocess: inputs that are links, outputs that are inputs (rows 1, 11) ---------------------
 
 
-def test_row1_dangling_and_looping_links_are_rejected_and_the_run_goes_on(shared_fixtures, tmp_path, capsys, monkeypatch):
+def test_row1_dangling_and_looping_links_are_rejected_and_the_run_goes_on(shared_fixtures, tmp_path):
     raw = ntu_raw(shared_fixtures, tmp_path / "raw")
     (raw / "S001C001P001R001A042.skeleton").symlink_to(tmp_path / "gone.skeleton")  # dangling
     (raw / "S001C001P001R001A043.skeleton").symlink_to("S001C001P001R001A043.skeleton")  # a loop
@@ -257,7 +254,7 @@ def test_row1_dangling_and_looping_links_are_rejected_and_the_run_goes_on(shared
     (raw / "sub" / "up").symlink_to("..")  # a folder cycle
     out = tmp_path / "ntu60.h5"
     code, stdout, stderr = run_cli(["preprocess", "ntu60", str(raw), "-o", str(out), "--workers", "1",
-                                    "--json"], capsys, monkeypatch)
+                                    "--json"])
     assert code == 0, stderr
     summary = json.loads(stdout)
     assert summary["samples"] == 11 and summary["rejected"] == 2
@@ -267,32 +264,30 @@ def test_row1_dangling_and_looping_links_are_rejected_and_the_run_goes_on(shared
     ]
 
 
-def test_row11_preprocess_never_overwrites_an_input_or_a_foreign_file(shared_fixtures, tmp_path, capsys, monkeypatch):
+def test_row11_preprocess_never_overwrites_an_input_or_a_foreign_file(shared_fixtures, tmp_path):
     raw = ntu_raw(shared_fixtures, tmp_path / "raw")
     target = raw / "S001C001P001R001A001.skeleton"
     original = target.read_bytes()
     for extra in ([], ["--force"]):
         code, _, stderr = run_cli(["preprocess", "ntu60", str(raw), "-o", str(target), "--workers", "1",
-                                   *extra], capsys, monkeypatch)
+                                   *extra])
         assert code == 2, stderr
         assert f"{target}: output is one of the raw inputs" in error_line(stderr)
         assert target.read_bytes() == original
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes")
-    code, _, stderr = run_cli(["preprocess", "ntu60", str(raw), "-o", str(notes), "--workers", "1"],
-                              capsys, monkeypatch)
+    code, _, stderr = run_cli(["preprocess", "ntu60", str(raw), "-o", str(notes), "--workers", "1"])
     assert code == 2 and "exists and is not an HDF5 file: pass --force to replace it" in error_line(stderr)
     assert notes.read_text() == "my notes"
     foreign = tmp_path / "other.h5"
     with h5py.File(foreign, "w") as f:
         f["x"] = np.zeros(3)
-    code, _, stderr = run_cli(["preprocess", "ntu60", str(raw), "-o", str(foreign), "--workers", "1"],
-                              capsys, monkeypatch)
+    code, _, stderr = run_cli(["preprocess", "ntu60", str(raw), "-o", str(foreign), "--workers", "1"])
     assert code == 2 and "exists and is not a skelctl dataset" in error_line(stderr)
     # --force replaces them; a skelctl dataset is replaced without it, as before
     for out, extra in ((notes, ["--force"]), (foreign, ["--force"]), (foreign, [])):
         code, _, stderr = run_cli(["preprocess", "ntu60", str(raw), "-o", str(out), "--workers", "1",
-                                   *extra], capsys, monkeypatch)
+                                   *extra])
         assert code == 0, stderr
         assert open_dataset(out).num_samples == 11
 
@@ -345,7 +340,7 @@ def umask():
     os.umask(previous)
 
 
-def test_row14_outputs_get_the_mode_open_would_give(shared_fixtures, tmp_path, umask, capsys, monkeypatch):
+def test_row14_outputs_get_the_mode_open_would_give(shared_fixtures, tmp_path, umask):
     from test_evaluate_linear import tiny_encoder
 
     from skelctl.engine.checkpoint import save_encoder
@@ -363,11 +358,11 @@ def test_row14_outputs_get_the_mode_open_would_give(shared_fixtures, tmp_path, u
         features = np.eye(4, dtype=np.float32)
         save_index(folder / "index", build_faiss(features, np.arange(4), "exact", {}), {"dim": 4})
         code, _, stderr = run_cli(["preprocess", "ntu60", str(ntu_raw(shared_fixtures, folder / "raw")),
-                                   "-o", str(folder / "ntu60.h5"), "--workers", "1"], capsys, monkeypatch)
+                                   "-o", str(folder / "ntu60.h5"), "--workers", "1"])
         assert code == 0, stderr
         code, _, stderr = run_cli(["synth", "ntu60", str(folder / "synth"), "--performers", "1",
                                    "--classes", "1", "--cameras", "1", "--replications", "1",
-                                   "--frames", "20"], capsys, monkeypatch)
+                                   "--frames", "20"])
         synth = sorted(p for p in (folder / "synth").rglob("*") if p.is_file())
         assert code == 0 and synth, stderr
         for path in [folder / n for n in ("config.yaml", "scores.npy", "plot.png", "encoder.pt",

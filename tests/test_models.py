@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import SMALL_FRAMES
 
 from skelctl.data.layout import get_layout
 from skelctl.errors import SkelctlError
@@ -15,7 +16,6 @@ from skelctl.models.layers import init_normal_
 
 LAYOUTS = ("ntu25", "kinect20")
 # Cheapest frame count each architecture allows (the CNN needs 16 for its four pools).
-SMALL_FRAMES = {"stgcn": 16, "agcn": 16, "gru": 6, "cnn": 16}
 
 
 def count(module: torch.nn.Module) -> int:

@@ -12,15 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from test_cli_preprocess import run_cli
+from helpers import SMALL_FRAMES, assert_encoders_run, run_cli
 
 from skelctl.data.layout import PART_NAMES, get_layout
-from skelctl.data.msr3d import CLASS_NAMES, PAPER_LIST, parse_msr3d_name
 from skelctl.data.preprocess import PreprocessOptions, preprocess
+from skelctl.data.sources.msr3d import CLASS_NAMES, PAPER_LIST, parse_msr3d_name
 from skelctl.data.store import open_dataset
 from skelctl.errors import RuntimeFailure
-from skelctl.models.registry import build_encoder
 
 SUBSET = Path(__file__).parent / "fixtures" / "msr3d"  # 6 real files and the paper's list
 # the whole release, zipped (read in place); SKELCTL_MSR3D_DIR may point at the raw folder
@@ -34,7 +32,6 @@ README_BONES = {
 }
 README_NAMES = {7: "hip_center", 5: "left_hip", 6: "right_hip", 20: "head", 10: "left_wrist",
                 11: "right_wrist", 16: "left_ankle", 17: "right_ankle"}
-SMALL_FRAMES = {"stgcn": 16, "agcn": 16, "gru": 6, "cnn": 16}
 
 
 def run(raw: Path, out: Path, **options) -> dict:
@@ -268,38 +265,22 @@ def test_strict_stops_at_the_first_bad_file_and_writes_nothing(tmp_path):
     assert not (tmp_path / "out.h5").exists()
 
 
-def test_cli(tmp_path, capsys, monkeypatch):
+def test_cli(tmp_path):
     out = tmp_path / "msr.h5"
     args = ["preprocess", "msr3d", str(SUBSET), "-o", str(out), "--json", "--workers", "1"]
-    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    code, stdout, stderr = run_cli(args)
     assert code == 0, stderr
     summary = json.loads(stdout)
     assert summary["kind"] == "msr3d" and summary["samples"] == len(listed() & {
         p.name[:11] for p in SUBSET.glob("*_skeleton3D.txt")})
     assert f"rejected {SUBSET}/{NOT_LISTED}_skeleton3D.txt: not in {PAPER_LIST}" in stderr
-    code, stdout, _ = run_cli([*args, "--keep-missing"], capsys, monkeypatch)
+    code, stdout, _ = run_cli([*args, "--keep-missing"])
     assert code == 0 and json.loads(stdout)["rejected"] == 0
-
-    code, stdout, stderr = run_cli([*args, "--layout", "kinect20"], capsys, monkeypatch)
-    assert code == 2 and json.loads(stdout)["error"]["exit_code"] == 2  # the failure document
-    assert stderr.strip() == "error: msr3d files hold the msr20 layout; drop --layout kinect20"
 
 
 @pytest.mark.parametrize("name", sorted(SMALL_FRAMES))
 def test_encoders_build_from_the_stored_layout_and_run(subset, name):
-    _, out = subset
-    frames = SMALL_FRAMES[name]
-    with open_dataset(out) as ds:
-        layout = ds.layout
-        clips = [ds.clip(i) for i in range(3)]
-    x = np.stack([c[np.linspace(0, len(c) - 1, frames).round().astype(int)] for c in clips])
-    x = torch.from_numpy(x).permute(0, 4, 1, 3, 2)  # (N, T, M, V, C) -> (N, C, T, V, M)
-    encoder = build_encoder(name, layout, in_channels=3, num_persons=2, frames=frames).eval()
-    assert encoder.config["layout"]["name"] == "msr20"
-    with torch.no_grad():
-        features = encoder(x)
-    assert features.shape == (3, encoder.feature_dim)
-    assert torch.isfinite(features).all()
+    assert_encoders_run(subset[1], name, "msr20")
 
 
 # ---------------------------------------------------------------- the whole release

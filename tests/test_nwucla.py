@@ -13,22 +13,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from test_cli_preprocess import run_cli
+from helpers import SMALL_FRAMES, assert_encoders_run, run_cli
 
 from skelctl.data.layout import get_layout
-from skelctl.data.nwucla import ACTIONS, CLASS_NAMES, parse_nwucla_name
 from skelctl.data.preprocess import PreprocessOptions, preprocess
+from skelctl.data.sources.nwucla import ACTIONS, CLASS_NAMES, parse_nwucla_name
 from skelctl.data.store import open_dataset
 from skelctl.errors import RuntimeFailure
-from skelctl.models.registry import build_encoder
 
 SUBSET = Path(__file__).parent / "fixtures" / "nw_ucla"  # 62 real files, see its README.md
 # the whole real dataset, shipped as a zip (read in place by preprocess); see fixtures/README.md
 FULL = Path(os.environ.get("SKELCTL_NWUCLA_DIR", Path(__file__).parent / "fixtures" / "nw_ucla.zip"))
 ONE_FRAME = ("a02_s09_e04_v02", "a02_s09_e04_v03")  # the real sequences under 5 frames
 SHORT_REASON = "1 frame(s), at least 5 needed"
-SMALL_FRAMES = {"stgcn": 16, "agcn": 16, "gru": 6, "cnn": 16}
 
 
 def run(raw: Path, out: Path, **options) -> dict:
@@ -193,40 +190,23 @@ def test_strict_stops_at_the_first_bad_file_and_writes_nothing(tmp_path):
     assert not (tmp_path / "out.h5").exists()
 
 
-def test_cli_and_zip_archive(tmp_path, capsys, monkeypatch):
+def test_cli_and_zip_archive(tmp_path):
     archive = tmp_path / "all_sqe.zip"
     with zipfile.ZipFile(archive, "w") as z:
         for path in sorted(SUBSET.glob("*.json"))[:12]:
             z.write(path, f"all_sqe/{path.name}")
     out = tmp_path / "ucla.h5"
     args = ["preprocess", "nwucla", str(archive), "-o", str(out), "--json", "--workers", "1"]
-    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    code, stdout, stderr = run_cli(args)
     assert code == 0, stderr
     summary = json.loads(stdout)
     assert summary["kind"] == "nwucla" and summary["samples"] == 12
     assert summary["splits"]["xview"]["train"] + summary["splits"]["xview"]["test"] == 12
 
-    code, stdout, stderr = run_cli([*args, "--layout", "ntu25"], capsys, monkeypatch)
-    assert code == 2 and json.loads(stdout)["error"]["reason"] == "nwucla files hold the kinect20 layout; drop --layout ntu25"
-    assert stderr.strip() == "error: nwucla files hold the kinect20 layout; drop --layout ntu25"
-
 
 @pytest.mark.parametrize("name", sorted(SMALL_FRAMES))
 def test_encoders_build_from_the_stored_layout_and_run(subset, name):
-    _, out = subset
-    frames = SMALL_FRAMES[name]
-    with open_dataset(out) as ds:
-        layout = ds.layout
-        clips = [ds.clip(i) for i in range(3)]
-    # the simplest temporal resize: evenly spaced frames of each clip
-    x = np.stack([c[np.linspace(0, len(c) - 1, frames).round().astype(int)] for c in clips])
-    x = torch.from_numpy(x).permute(0, 4, 1, 3, 2)  # (N, T, M, V, C) -> (N, C, T, V, M)
-    encoder = build_encoder(name, layout, in_channels=3, num_persons=2, frames=frames).eval()
-    assert encoder.config["layout"]["name"] == "kinect20"
-    with torch.no_grad():
-        features = encoder(x)
-    assert features.shape == (3, encoder.feature_dim)
-    assert torch.isfinite(features).all()
+    assert_encoders_run(subset[1], name, "kinect20")
 
 
 def test_full_dataset(tmp_path):

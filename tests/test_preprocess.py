@@ -12,21 +12,16 @@ from types import SimpleNamespace
 import h5py
 import numpy as np
 import pytest
+from helpers import ntu_raw
 
 from skelctl.data import formats, parallel, store
 from skelctl.data.denoise import select_bodies
 from skelctl.data.formats import read_ntu_skeleton
 from skelctl.data.layout import get_layout
 from skelctl.data.normalize import align_view, center_on_joint
-from skelctl.data.preprocess import (
-    SOURCES,
-    Clip,
-    Parsed,
-    PreprocessOptions,
-    SourcePlan,
-    find_raw_files,
-    preprocess,
-)
+from skelctl.data.preprocess import PreprocessOptions, preprocess
+from skelctl.data.sources import SOURCES
+from skelctl.data.sources.base import Clip, Parsed, SourcePlan, find_raw_files
 from skelctl.data.store import open_dataset
 from skelctl.errors import RuntimeFailure, SkelctlError
 
@@ -34,13 +29,6 @@ LAYOUT = get_layout("ntu25")
 NTU60_XSUB_TRAIN = {1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38}
 PKU_VIDEO = "A10N08-L"
 PKU_FRAMES = 1040
-
-
-def ntu_raw(shared_fixtures: Path, folder: Path) -> Path:
-    shutil.copytree(shared_fixtures / "ntu", folder)
-    for path in folder.iterdir():
-        path.chmod(0o644)
-    return folder
 
 
 def fields(name: str) -> dict[str, int]:

@@ -10,15 +10,13 @@ commands use the shipped schedules).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import run_skelctl
 from typer.exceptions import TyperException
 from typer.main import get_command
 
@@ -127,15 +125,14 @@ def _quick(args: list[str]) -> list[str]:
 
 
 def test_runnable_readme_commands_run_on_synthetic_data(tmp_path):
-    env = {**os.environ, "SKELCTL_DATA": str(tmp_path / "data"), "SKELCTL_RUNS": str(tmp_path / "runs"),
+    env = {"SKELCTL_DATA": str(tmp_path / "data"), "SKELCTL_RUNS": str(tmp_path / "runs"),
            "COLUMNS": "120"}
     ran = []
     for block, args in README_COMMANDS:
         if not block.runnable:
             continue
         full = _quick(args)
-        result = subprocess.run([sys.executable, "-m", "skelctl", *full], cwd=tmp_path, env=env,
-                                capture_output=True, text=True, timeout=600)
+        result = run_skelctl(*full, env=env, cwd=tmp_path)
         assert result.returncode == 0, f"skelctl {shlex.join(full)} exited {result.returncode}:\n{result.stderr[-3000:]}"
         if "--json" in args:
             json.loads(result.stdout)

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pretrain_helpers import write_tiny_dataset
+from helpers import write_tiny_dataset
 from test_evaluate_linear import make_run
 
 from skelctl.augment.inputs import ClipView
+from skelctl.data.clipfile import as_clip
 from skelctl.data.clips import ClipBank
 from skelctl.data.layout import get_layout
 from skelctl.data.store import open_dataset
@@ -31,7 +32,6 @@ from skelctl.evaluate.index import (
 )
 from skelctl.evaluate.jobs import clip_source, resolve_job
 from skelctl.evaluate.retrieval import (
-    as_clip,
     build_gallery,
     ensemble_features,
     evaluate_knn,

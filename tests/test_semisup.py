@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pretrain_helpers import write_tiny_dataset
 from test_evaluate_linear import FRAMES, make_run, tiny_encoder
 from torch import nn
 
@@ -64,12 +63,6 @@ def test_semisup_schedules() -> None:
         epochs=150, batch_size=128, lr=0.05, milestones=(40,), weight_decay=0.0)
     assert semisup_stage(evaluation, 0.1) == StageConfig(
         epochs=150, batch_size=128, lr=0.1, milestones=(80,), weight_decay=1e-4)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny.h5", per_class_train=8,
-                              per_class_test=4)
 
 
 def _banks(path: Path) -> tuple[ClipBank, ClipBank, ClipView]:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_cli
 
-from skelctl.cli.app import main
 from skelctl.data.formats import (
     parse_ntu_name,
     parse_pku_name,
@@ -24,9 +23,9 @@ from skelctl.data.formats import (
 from skelctl.data.layout import get_layout
 from skelctl.data.splits import NTU60_XSUB_TRAIN, load_missing_list, ntu_benchmarks, ntu_split_masks
 from skelctl.data.store import open_dataset
-from skelctl.data.synth import ACTIONS, synth_size, synthesize
-from skelctl.data.synth.kinect import COLOR_INTRINSICS, COLOR_OFFSET_X, DEPTH_INTRINSICS, project
 from skelctl.errors import SkelctlError
+from skelctl.synth import ACTIONS, synth_size, synthesize
+from skelctl.synth.kinect import COLOR_INTRINSICS, COLOR_OFFSET_X, DEPTH_INTRINSICS, project
 
 JOINT = {name: i for i, name in enumerate(get_layout("ntu25").joints)}
 MUTUAL = set(range(50, 61)) | set(range(106, 121))
@@ -50,19 +49,6 @@ def pku(tmp_path_factory):
         out = tmp_path_factory.mktemp(kind)
         made[kind] = out, synthesize(kind, out, seed=0, size=synth_size(kind, videos=7))
     return made
-
-
-def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    """`skelctl ARGS` in-process through the real entry point: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["skelctl", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def files_bytes(folder: Path) -> dict[str, bytes]:
@@ -179,7 +165,6 @@ def test_sensor_artefacts_occur(ntu60_files):
         seen["ghost"] += len(found["ghost"]) > 0
         seen["furniture"] += len(found["furniture"]) > 0
     assert all(1 <= n <= 30 for n in seen.values()), seen  # 5-8% of 144 files each
-
 
 
 def _bone_lengths(f) -> np.ndarray:
@@ -371,7 +356,7 @@ ACTIONS_BY_PKU = {a.pku: a for a in ACTIONS.values() if a.pku is not None}
 
 
 # ---------------------------------------------------------------------- CLI
-def test_cli_writes_and_reports(tmp_path, capsys, monkeypatch):
+def test_cli_writes_and_reports(tmp_path):
     out = tmp_path / "raw"
     code, stdout, stderr = run_cli(
         [
@@ -389,9 +374,7 @@ def test_cli_writes_and_reports(tmp_path, capsys, monkeypatch):
             "--frames",
             "40-60",
             "--json",
-        ],
-        capsys,
-        monkeypatch,
+        ]
     )
     assert code == 0, stderr
     summary = json.loads(stdout)
@@ -409,9 +392,7 @@ def test_cli_writes_and_reports(tmp_path, capsys, monkeypatch):
             "1",
             "--actions",
             "8,14",
-        ],
-        capsys,
-        monkeypatch,
+        ]
     )
     assert code == 0 and stdout.strip() == str(tmp_path / "pku")
     assert set(read_pku_labels(tmp_path / "pku" / "label" / "0002-L.txt")[:, 0]) == {8}
@@ -435,21 +416,21 @@ def test_cli_writes_and_reports(tmp_path, capsys, monkeypatch):
         (["synth", "ntu60", "{full}"], "the output folder is not empty"),
     ],
 )
-def test_cli_bad_options_exit_2_with_one_line(tmp_path, capsys, monkeypatch, args, message):
+def test_cli_bad_options_exit_2_with_one_line(tmp_path, args, message):
     (tmp_path / "file").write_text("not a folder")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("mine")
     args = [
         a.format(out=tmp_path / "out", file=tmp_path / "file", full=tmp_path / "full") for a in args
     ]
-    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    code, stdout, stderr = run_cli(args)
     assert code == 2 and stdout == ""
     assert message in stderr and len(stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["notes.txt"]
 
 
-def test_force_writes_into_a_used_folder(tmp_path, capsys, monkeypatch):
+def test_force_writes_into_a_used_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     code, _, stderr = run_cli(
         [
@@ -463,9 +444,7 @@ def test_force_writes_into_a_used_folder(tmp_path, capsys, monkeypatch):
             "--cameras",
             "1",
             "--force",
-        ],
-        capsys,
-        monkeypatch,
+        ]
     )
     assert code == 0, stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -483,10 +462,10 @@ def test_api_rejects_bad_sizes(tmp_path):
 
 # ---------------------------------------------------------------------- round trip
 @pytest.mark.parametrize("kind", ["ntu60", "ntu120", "pku1", "pku2"])
-def test_synth_preprocess_info_round_trip(kind, tmp_path, capsys, monkeypatch):
+def test_synth_preprocess_info_round_trip(kind, tmp_path):
     raw, h5 = tmp_path / "raw", tmp_path / f"{kind}.h5"
     code, stdout, stderr = run_cli(
-        ["synth", kind, str(raw), "--json", "--classes", "6"], capsys, monkeypatch
+        ["synth", kind, str(raw), "--json", "--classes", "6"]
     )
     assert code == 0, stderr
     made = json.loads(stdout)
@@ -496,14 +475,12 @@ def test_synth_preprocess_info_round_trip(kind, tmp_path, capsys, monkeypatch):
         else ["--labels", str(raw / "label"), "--splits", str(raw / "split")]
     )
     code, stdout, stderr = run_cli(
-        ["preprocess", kind, str(raw), "-o", str(h5), "--json", "--workers", "1", *extra],
-        capsys,
-        monkeypatch,
+        ["preprocess", kind, str(raw), "-o", str(h5), "--json", "--workers", "1", *extra]
     )
     assert code == 0, stderr
     summary = json.loads(stdout)
     assert summary["rejected"] == 0, summary["rejected_files"]
-    code, stdout, stderr = run_cli(["info", str(h5), "--json"], capsys, monkeypatch)
+    code, stdout, stderr = run_cli(["info", str(h5), "--json"])
     assert code == 0, stderr
     info = json.loads(stdout)
     present = {c["raw_id"] for c in info["classes"] if c["samples"]}

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from pretrain_helpers import REPO, run_skelctl, skelctl_command, tiny_overrides, write_tiny_dataset
+from helpers import REPO, run_skelctl, skelctl_command, tiny_overrides, wait_for_step
 from torch import nn
 
 from skelctl.engine import memory
@@ -27,13 +27,6 @@ from skelctl.engine.precision import Precision, resolve_precision
 from skelctl.engine.rundir import RunDir
 from skelctl.engine.train import StepPlan, Trainer, derive_seed, epoch_permutation, lr_at
 from skelctl.methods.moco import LossSum
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    """24 training clips: 3 steps per epoch at batch 8."""
-    return write_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny.h5", per_class_train=6, per_class_test=6)
-
 
 # --- pieces ----------------------------------------------------------------------------------
 
@@ -176,8 +169,8 @@ def test_the_precision_trial_leaves_the_model_as_it_found_it(tmp_path):
     assert all(m.momentum == cfg.method.moco.momentum for m in method.modules() if isinstance(m, MomentumBranch))
 
 
-def test_batch_that_does_not_split_is_a_usage_error(tiny_data, tmp_path):
-    result = run_skelctl("pretrain", "--data", str(tiny_data), "--out", str(tmp_path / "run"),
+def test_batch_that_does_not_split_is_a_usage_error(tiny_pretrain_data, tmp_path):
+    result = run_skelctl("pretrain", "--data", str(tiny_pretrain_data), "--out", str(tmp_path / "run"),
                          *tiny_overrides(**{"train.accumulate": 3}))
     assert result.returncode == 2
     assert "train.batch_size: 8 does not split into 1 rank(s) x 3 micro-batch(es)" in result.stderr
@@ -192,9 +185,9 @@ TOTAL_STEPS = 6
 
 
 @pytest.fixture(scope="module")
-def straight(tiny_data, tmp_path_factory):
+def straight(tiny_pretrain_data, tmp_path_factory):
     run = tmp_path_factory.mktemp("straight") / "run"
-    result = run_skelctl("pretrain", "--data", str(tiny_data), *RUN_ARGS, "--out", str(run), "--json")
+    result = run_skelctl("pretrain", "--data", str(tiny_pretrain_data), *RUN_ARGS, "--out", str(run), "--json")
     assert result.returncode == 0, result.stderr
     return run, json.loads(result.stdout)
 
@@ -232,21 +225,9 @@ def test_pretrain_writes_run_directory_and_metrics(straight):
     assert load_checkpoint(run / "checkpoints" / "epoch_1.pt")["step"] == TOTAL_STEPS // 2
 
 
-def wait_for_step(metrics, step: int, proc, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        if metrics.exists():
-            steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines() if line.endswith("}")]
-            if steps and max(steps) >= step:
-                return
-        time.sleep(0.01)
-    raise AssertionError("the run did not reach the step in time")
-
-
-def test_resume_after_sigkill_is_bit_exact(tiny_data, straight, tmp_path):
+def test_resume_after_sigkill_is_bit_exact(tiny_pretrain_data, straight, tmp_path):
     run = tmp_path / "killed"
-    args = ["pretrain", "--data", str(tiny_data), *RUN_ARGS, "--out", str(run)]
+    args = ["pretrain", "--data", str(tiny_pretrain_data), *RUN_ARGS, "--out", str(run)]
     proc = subprocess.Popen(skelctl_command(*args), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_step(run / "metrics.jsonl", 2, proc)  # mid-epoch 1
@@ -270,9 +251,9 @@ def test_resume_after_sigkill_is_bit_exact(tiny_data, straight, tmp_path):
     assert [r["loss"] for r in records if r["kind"] == "epoch"] == [r["loss"] for r in reference if r["kind"] == "epoch"]
 
 
-def test_activation_checkpointing_trains_to_the_same_weights(tiny_data, straight, tmp_path):
+def test_activation_checkpointing_trains_to_the_same_weights(tiny_pretrain_data, straight, tmp_path):
     run = tmp_path / "checkpointed"
-    result = run_skelctl("pretrain", "--data", str(tiny_data), *RUN_ARGS,
+    result = run_skelctl("pretrain", "--data", str(tiny_pretrain_data), *RUN_ARGS,
                          "--set", "train.activation_checkpointing=true", "--out", str(run))
     assert result.returncode == 0, result.stderr
     assert_same_training_state(training_state(straight[0]), training_state(run))
@@ -304,9 +285,9 @@ def test_a_finished_run_extends_with_more_epochs_and_refuses_changed_settings(st
     assert [r["epoch"] for r in read_records(run) if r["kind"] == "epoch"] == [1, 2, 3]
 
 
-def test_nan_guard_stops_with_exit_1_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path):
+def test_nan_guard_stops_with_exit_1_and_keeps_the_last_good_checkpoint(tiny_pretrain_data, tmp_path):
     run = tmp_path / "run"
-    result = run_skelctl("pretrain", "--data", str(tiny_data), "--out", str(run),
+    result = run_skelctl("pretrain", "--data", str(tiny_pretrain_data), "--out", str(run),
                          *tiny_overrides(**{"optim.lr": 1e30, "train.checkpoint_every_steps": 1}))
     assert result.returncode == 1
     message = result.stderr.strip().splitlines()[-1]

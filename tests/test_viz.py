@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_cli
 from PIL import Image
 
-from skelctl.cli.app import main
 from skelctl.data.formats import read_pku_skeleton
 from skelctl.data.layout import get_layout
 from skelctl.data.store import DatasetWriter, open_dataset
@@ -30,18 +30,6 @@ BLUE, RED = (np.array([int(c[i : i + 2], 16) for i in (1, 3, 5)]) for c in ACTOR
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """`skelctl ARGS` in-process through the real entry point (exit-code mapping included)."""
-    monkeypatch.setattr(sys, "argv", ["skelctl", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def pixels(path: Path) -> np.ndarray:
@@ -96,10 +84,10 @@ def dataset(tmp_path_factory, shared_fixtures) -> Path:
 # --- skeletons ----------------------------------------------------------------------------------
 
 
-def test_strip_draws_both_actors_and_leaves_absent_bodies_out(dataset, tmp_path, monkeypatch, capsys):
+def test_strip_draws_both_actors_and_leaves_absent_bodies_out(dataset, tmp_path):
     out = tmp_path / "pair.png"
-    code, stdout, err = run_cli(monkeypatch, capsys, "show", str(dataset), "pair", "-o", str(out),
-                                "--frames", "2", "--dpi", DPI, "--json")
+    code, stdout, err = run_cli(["show", str(dataset), "pair", "-o", str(out),
+                                "--frames", "2", "--dpi", DPI, "--json"])
     assert code == 0, err
     summary = json.loads(stdout)
     assert summary["frames"] == [0, 59] and summary["clip"] == "pair (#1): meet"
@@ -111,20 +99,20 @@ def test_strip_draws_both_actors_and_leaves_absent_bodies_out(dataset, tmp_path,
     assert colour_pixels(right, BLUE) > 50 and colour_pixels(right, RED) > 50
 
 
-def test_sample_by_index_gives_the_same_picture_as_by_name(dataset, tmp_path, monkeypatch, capsys):
+def test_sample_by_index_gives_the_same_picture_as_by_name(dataset, tmp_path):
     by_name, by_index = tmp_path / "a.png", tmp_path / "b.png"
     for sample, out in (("solo", by_name), ("0", by_index)):
-        code, _, err = run_cli(monkeypatch, capsys, "show", str(dataset), sample, "-o", str(out), "--dpi", DPI)
+        code, _, err = run_cli(["show", str(dataset), sample, "-o", str(out), "--dpi", DPI])
         assert code == 0, err
     rgb = assert_picture(by_name)
     assert np.array_equal(rgb, pixels(by_index))
     assert colour_pixels(rgb, BLUE) > 100 and colour_pixels(rgb, RED) == 0  # one actor only
 
 
-def test_gif_animates_the_requested_frames(dataset, tmp_path, monkeypatch, capsys):
+def test_gif_animates_the_requested_frames(dataset, tmp_path):
     out = tmp_path / "clip.gif"
-    code, _, err = run_cli(monkeypatch, capsys, "show", str(dataset), "1", "-o", str(out),
-                           "--frames", "5", "--fps", "10", "--dpi", DPI)
+    code, _, err = run_cli(["show", str(dataset), "1", "-o", str(out),
+                           "--frames", "5", "--fps", "10", "--dpi", DPI])
     assert code == 0, err
     with Image.open(out) as gif:
         assert gif.format == "GIF" and gif.n_frames == 5
@@ -140,13 +128,13 @@ def test_gif_animates_the_requested_frames(dataset, tmp_path, monkeypatch, capsy
     assert all(not np.array_equal(a, b) for a, b in zip(frames, frames[1:], strict=False))
 
 
-def test_views_and_3d_render_different_pictures(dataset, tmp_path, monkeypatch, capsys):
+def test_views_and_3d_render_different_pictures(dataset, tmp_path):
     rendered = {}
     for name, extra in (("front", []), ("side", ["--view", "side"]), ("top", ["--view", "top"]),
                         ("3d", ["--3d"])):
         out = tmp_path / f"{name}.png"
-        code, _, err = run_cli(monkeypatch, capsys, "show", str(dataset), "pair", "-o", str(out),
-                               "--frames", "3", "--dpi", DPI, *extra)
+        code, _, err = run_cli(["show", str(dataset), "pair", "-o", str(out),
+                               "--frames", "3", "--dpi", DPI, *extra])
         assert code == 0, err
         rendered[name] = assert_picture(out)
         assert colour_pixels(rendered[name], BLUE) > 30 and colour_pixels(rendered[name], RED) > 30
@@ -167,20 +155,20 @@ def test_projection_axes_follow_camera_space_and_view_alignment():
     assert frame_indices(3, 8).tolist() == [0, 1, 2]
 
 
-def test_raw_ntu_file_shows_two_actors_with_their_class(shared_fixtures, tmp_path, monkeypatch, capsys):
+def test_raw_ntu_file_shows_two_actors_with_their_class(shared_fixtures, tmp_path):
     out = tmp_path / "handshake.png"
-    code, stdout, err = run_cli(monkeypatch, capsys, "show", str(shared_fixtures / "ntu" / TWO_ACTORS),
-                                "-o", str(out), "--frames", "3", "--dpi", DPI, "--json")
+    code, stdout, err = run_cli(["show", str(shared_fixtures / "ntu" / TWO_ACTORS),
+                                "-o", str(out), "--frames", "3", "--dpi", DPI, "--json"])
     assert code == 0, err
     assert json.loads(stdout)["clip"] == "S001C003P008R002A058: handshaking"
     rgb = assert_picture(out)
     assert colour_pixels(rgb, BLUE) > 50 and colour_pixels(rgb, RED) > 50
 
 
-def test_raw_ntu_gif_of_two_actors(shared_fixtures, tmp_path, monkeypatch, capsys):
+def test_raw_ntu_gif_of_two_actors(shared_fixtures, tmp_path):
     out = tmp_path / "handshake.gif"
-    code, _, err = run_cli(monkeypatch, capsys, "show", str(shared_fixtures / "ntu" / TWO_ACTORS),
-                           "-o", str(out), "--frames", "4", "--3d", "--dpi", DPI)
+    code, _, err = run_cli(["show", str(shared_fixtures / "ntu" / TWO_ACTORS),
+                           "-o", str(out), "--frames", "4", "--3d", "--dpi", DPI])
     assert code == 0, err
     with Image.open(out) as gif:
         assert gif.n_frames == 4
@@ -189,18 +177,18 @@ def test_raw_ntu_gif_of_two_actors(shared_fixtures, tmp_path, monkeypatch, capsy
     assert colour_pixels(frame, BLUE) > 30 and colour_pixels(frame, RED) > 30
 
 
-def test_pku_text_and_npy_clips(shared_fixtures, tmp_path, monkeypatch, capsys):
+def test_pku_text_and_npy_clips(shared_fixtures, tmp_path):
     pku = tmp_path / "pku.png"
-    code, _, err = run_cli(monkeypatch, capsys, "show", str(shared_fixtures / "pku" / "A10N08-L.txt"),
-                           "-o", str(pku), "--frames", "4", "--dpi", DPI)
+    code, _, err = run_cli(["show", str(shared_fixtures / "pku" / "A10N08-L.txt"),
+                           "-o", str(pku), "--frames", "4", "--dpi", DPI])
     assert code == 0, err
     assert colour_pixels(assert_picture(pku), BLUE) > 50
     video = read_pku_skeleton(shared_fixtures / "pku" / "A10N08-L.txt")
     single = tmp_path / "single.npy"
     np.save(single, video[:30, 0])  # (T, V, C): one body
     out = tmp_path / "npy.png"
-    code, _, err = run_cli(monkeypatch, capsys, "show", str(single), "-o", str(out), "--frames", "3",
-                           "--view", "top", "--dpi", DPI)
+    code, _, err = run_cli(["show", str(single), "-o", str(out), "--frames", "3",
+                           "--view", "top", "--dpi", DPI])
     assert code == 0, err
     rgb = assert_picture(out)
     assert colour_pixels(rgb, BLUE) > 30 and colour_pixels(rgb, RED) == 0
@@ -212,20 +200,20 @@ def test_pku_text_and_npy_clips(shared_fixtures, tmp_path, monkeypatch, capsys):
     (["{ds}"], ["which sample?"]),
     (["{ds}", "solo", "--view", "under"], ["--view under"]),
     (["{missing}", "0"], ["dataset file not found"]),
-    (["{bad_npy}"], ["query has shape (4, 3)"]),
+    (["{bad_npy}"], ["clip has shape (4, 3)"]),
 ])
-def test_bad_show_input_is_one_line_exit_2(dataset, tmp_path, monkeypatch, capsys, args, needles):
+def test_bad_show_input_is_one_line_exit_2(dataset, tmp_path, args, needles):
     bad_npy = tmp_path / "bad.npy"
     np.save(bad_npy, np.zeros((4, 3), np.float32))
     where = {"ds": dataset, "missing": tmp_path / "none.h5", "bad_npy": bad_npy}
     out = tmp_path / "out.png"
-    code, _, err = run_cli(monkeypatch, capsys, "show", *(a.format(**where) for a in args), "-o", str(out))
+    code, _, err = run_cli(["show", *(a.format(**where) for a in args), "-o", str(out)])
     one_line_error(code, err, *needles)
     assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
 
 
-def test_unsupported_picture_suffix_is_refused_before_drawing(dataset, tmp_path, monkeypatch, capsys):
-    code, _, err = run_cli(monkeypatch, capsys, "show", str(dataset), "0", "-o", str(tmp_path / "x.bmp"))
+def test_unsupported_picture_suffix_is_refused_before_drawing(dataset, tmp_path):
+    code, _, err = run_cli(["show", str(dataset), "0", "-o", str(tmp_path / "x.bmp")])
     one_line_error(code, err, "unsupported picture type", ".png")
 
 
@@ -262,13 +250,13 @@ def write_metrics(run: Path, epochs: int = 3, steps: int = 4) -> None:
                                "knn": {"protocol": "weighted-knn", "top1@1": 20.0 + epoch, "top1@20": 30.0 + 2 * epoch}})
 
 
-def test_curves_plot_every_logged_quantity(tmp_path, monkeypatch, capsys):
+def test_curves_plot_every_logged_quantity(tmp_path):
     run = tmp_path / "run"
     write_metrics(run)
     with (run / "metrics.jsonl").open("a") as f:
         f.write('{"kind": "step", "epoch": 4, "st')  # a run killed mid-write: skipped
     out = tmp_path / "curves.png"
-    code, stdout, err = run_cli(monkeypatch, capsys, "plot", str(run), "-o", str(out), "--dpi", DPI, "--json")
+    code, stdout, err = run_cli(["plot", str(run), "-o", str(out), "--dpi", DPI, "--json"])
     assert code == 0, err
     summary = json.loads(stdout)
     assert summary["records"] == 15
@@ -286,14 +274,14 @@ def test_curves_series_come_from_step_records_and_knn_from_epochs(tmp_path):
     assert panels["kNN monitor"].series["top1@20"] == ([3, 6], [32.0, 34.0])
 
 
-def test_curves_tolerate_missing_keys(tmp_path, monkeypatch, capsys):
+def test_curves_tolerate_missing_keys(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "metrics.jsonl").write_text("".join(
         json.dumps({"epoch": 1, "loss": 3.0 - 0.1 * k, "acc": 10.0 * k}) + "\n" for k in range(8)))
     out = tmp_path / "curves.png"
-    code, stdout, err = run_cli(monkeypatch, capsys, "plot", str(run / "metrics.jsonl"), "-o", str(out),
-                                "--dpi", DPI, "--json")
+    code, stdout, err = run_cli(["plot", str(run / "metrics.jsonl"), "-o", str(out),
+                                "--dpi", DPI, "--json"])
     assert code == 0, err
     assert json.loads(stdout)["panels"] == ["loss", "acc"]
     assert_picture(out)
@@ -306,13 +294,13 @@ def test_curves_tolerate_missing_keys(tmp_path, monkeypatch, capsys):
     ('[1, 2]\n{"step": 1}\n', ["metrics.jsonl:1:", "expected a JSON object"]),
     ('{"step": 1, "kind": "step"}\n', ["nothing to plot"]),
 ])
-def test_bad_metrics_are_one_line_exit_2(tmp_path, monkeypatch, capsys, content, needles):
+def test_bad_metrics_are_one_line_exit_2(tmp_path, content, needles):
     run = tmp_path / "run"
     run.mkdir()
     if content is not None:
         (run / "metrics.jsonl").write_text(content)
     out = tmp_path / "curves.png"
-    code, _, err = run_cli(monkeypatch, capsys, "plot", str(run), "-o", str(out))
+    code, _, err = run_cli(["plot", str(run), "-o", str(out)])
     one_line_error(code, err, *needles)
     assert not out.exists()
 
@@ -354,23 +342,23 @@ def test_pca_matches_the_covariance_eigenvectors():
     assert np.allclose(share, eigenvalues[::-1][:2] / eigenvalues.sum())
 
 
-def test_embedding_map_colours_classes(tmp_path, monkeypatch, capsys):
+def test_embedding_map_colours_classes(tmp_path):
     write_index(tmp_path / "index", "exact")
     out = tmp_path / "map.png"
-    code, stdout, err = run_cli(monkeypatch, capsys, "plot", "--embedding", str(tmp_path / "index"),
-                                "-o", str(out), "--dpi", DPI, "--json")
+    code, stdout, err = run_cli(["plot", "--embedding", str(tmp_path / "index"),
+                                "-o", str(out), "--dpi", DPI, "--json"])
     assert code == 0, err
     assert json.loads(stdout) | {"out": None} == {"out": None, "index": str(tmp_path / "index"),
                                                   "method": "pca", "points": 90, "classes": 6}
     assert_picture(out, min_colours=20)
 
 
-def test_tsne_without_scikit_learn_is_a_usage_error(tmp_path, monkeypatch, capsys):
+def test_tsne_without_scikit_learn_is_a_usage_error(tmp_path, monkeypatch):
     write_index(tmp_path / "index", "exact")
     monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "sklearn.manifold", None)
-    code, _, err = run_cli(monkeypatch, capsys, "plot", "--embedding", str(tmp_path / "index"), "--method",
-                           "tsne", "-o", str(tmp_path / "map.png"))
+    code, _, err = run_cli(["plot", "--embedding", str(tmp_path / "index"), "--method",
+                           "tsne", "-o", str(tmp_path / "map.png")])
     one_line_error(code, err, "scikit-learn", "--method pca")
 
 
@@ -380,10 +368,10 @@ def test_tsne_without_scikit_learn_is_a_usage_error(tmp_path, monkeypatch, capsy
     (["{tmp}", "--embedding", "{tmp}/index"], ["either RUN_DIR", "or --embedding"]),
     ([], ["either RUN_DIR"]),
 ])
-def test_bad_plot_input_is_one_line_exit_2(tmp_path, monkeypatch, capsys, args, needles):
+def test_bad_plot_input_is_one_line_exit_2(tmp_path, args, needles):
     write_index(tmp_path / "index", "exact")
-    code, _, err = run_cli(monkeypatch, capsys, "plot", *(a.format(tmp=tmp_path) for a in args),
-                           "-o", str(tmp_path / "map.png"))
+    code, _, err = run_cli(["plot", *(a.format(tmp=tmp_path) for a in args),
+                           "-o", str(tmp_path / "map.png")])
     one_line_error(code, err, *needles)
 
 
@@ -391,10 +379,10 @@ def test_bad_plot_input_is_one_line_exit_2(tmp_path, monkeypatch, capsys, args, 
 
 
 @pytest.mark.parametrize("command", [["show", "{ds}", "0"], ["plot", "{tmp}"]])
-def test_missing_matplotlib_names_the_extra(dataset, tmp_path, monkeypatch, capsys, command):
+def test_missing_matplotlib_names_the_extra(dataset, tmp_path, monkeypatch, command):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
     args = [a.format(ds=dataset, tmp=tmp_path) for a in command]
-    code, _, err = run_cli(monkeypatch, capsys, *args, "-o", str(tmp_path / "x.png"))
+    code, _, err = run_cli([*args, "-o", str(tmp_path / "x.png")])
     one_line_error(code, err, INSTALL_HINT)
 
 

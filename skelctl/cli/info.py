@@ -4,52 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from skelctl.console import err, print_json
 from skelctl.paths import resolve_dataset
-
-
-def dataset_info(ds: Any) -> dict[str, Any]:
-    """Everything `info` shows, as plain data (`ds`: a `SkeletonDataset`)."""
-    lengths = ds.lengths
-    counts = np.bincount(ds.labels, minlength=len(ds.class_names))
-    stats = {}
-    if len(lengths):
-        stats = {
-            "min": int(lengths.min()),
-            "max": int(lengths.max()),
-            "mean": round(float(lengths.mean()), 1),
-            "median": float(np.median(lengths)),
-            "p95": float(np.percentile(lengths, 95)),
-        }
-    return {
-        "path": str(ds.path),
-        "kind": ds.kind,
-        "skelctl_version": ds.version,
-        "created": ds.created,
-        "samples": ds.num_samples,
-        "frames": int(lengths.sum()),
-        "splits": {
-            bench: {part: len(ds.split(bench, part)) for part in ("train", "test")}
-            for bench in ds.benchmarks
-        },
-        "classes": [
-            {"label": i, "raw_id": raw_id, "name": name, "samples": int(n)}
-            for i, (raw_id, name, n) in enumerate(
-                zip(ds.label_map, ds.class_names, counts, strict=True)
-            )
-        ],
-        "length": stats,
-        "rejected": [str(r) for r in ds.rejected],
-        # every frame is read: a damaged file is reported here, refused where clips are loaded
-        "non_finite": [ds.names[i] for i in ds.non_finite_samples()],
-        "options": ds.options,
-        "layout": ds.layout.to_dict(),
-    }
 
 
 def register(app: typer.Typer) -> None:
@@ -61,10 +21,9 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print everything as JSON on stdout."),
     ) -> None:
         """Samples per split, class histogram, clip lengths, rejected files, options, layout."""
-        from skelctl.data.store import open_dataset
+        from skelctl.data.stats import dataset_info
 
-        with open_dataset(resolve_dataset(dataset)) as ds:
-            report = dataset_info(ds)
+        report = dataset_info(resolve_dataset(dataset))
         if json_out:
             print_json(report)
         else:

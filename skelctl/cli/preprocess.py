@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,96 +54,72 @@ def register(app: typer.Typer) -> None:
     @app.command("preprocess")
     def preprocess_command(
         kind: str = typer.Argument(
-            ..., help="Dataset kind: ntu60, ntu120, pku1, pku2 (and nwucla, msr3d, custom)."
-        ),
-        raw: Path = typer.Argument(
-            ...,
-            help="Folder of raw files (searched recursively; zip archives in it are read "
-            "in place) or an official zip archive.",
-        ),
-        out: Path | None = typer.Option(
-            None,
-            "-o",
-            "--out",
-            help="Output .h5 file (default: KIND.h5 in $SKELCTL_DATA, else ./data).",
-        ),
+            ..., help="Dataset kind: ntu60, ntu120, pku1, pku2 (and nwucla, msr3d, custom)."),
+        raw: Path = typer.Argument(..., help="Folder of raw files (searched recursively; zip "
+                                   "archives in it are read in place) or an official zip archive."),
+        out: Path | None = typer.Option(None, "-o", "--out", help="Output .h5 file (default: "
+                                        "KIND.h5 in $SKELCTL_DATA, else ./data)."),
         bodies: str = typer.Option("denoise", help="Body selection: denoise, energy or first."),
-        center: bool = typer.Option(
-            True, "--center/--no-center", help="Translate to actor 1's spine-mid."
-        ),
-        align: bool = typer.Option(
-            False, "--align", help="Also rotate frame 0 to a canonical view."
-        ),
+        center: bool = typer.Option(True, "--center/--no-center",
+                                    help="Translate to actor 1's spine-mid."),
+        align: bool = typer.Option(False, "--align", help="Also rotate frame 0 to a canonical view."),
         workers: int = typer.Option(0, help="Parsing processes, this one included (0: all cores)."),
-        strict: bool = typer.Option(
-            False, "--strict", help="Fail (exit 1, no output) on any bad file."
-        ),
-        json_out: bool = typer.Option(
-            False, "--json", help="Print the run summary as JSON on stdout."
-        ),
+        strict: bool = typer.Option(False, "--strict", help="Fail (exit 1, no output) on any bad file."),
+        json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
         missing_list: Path | None = typer.Option(
-            None, help="NTU: missing-skeleton list to apply instead of the official one."
-        ),
+            None, help="NTU: missing-skeleton list to apply instead of the official one."),
         keep_missing: bool = typer.Option(
-            False,
-            "--keep-missing",
-            help="NTU: keep files named by the missing-skeleton list; msr3d: keep sequences "
-            "outside files_used_in_cvpr12_paper.txt.",
-        ),
+            False, "--keep-missing", help="NTU: keep files named by the missing-skeleton list; "
+            "msr3d: keep sequences outside files_used_in_cvpr12_paper.txt."),
         labels: Path | None = typer.Option(None, help="PKU: folder of label files (same stems)."),
-        splits: Path | None = typer.Option(
-            None, help="PKU: folder holding the official split files."
-        ),
-        label_frames: str = typer.Option(
-            "inclusive",
-            help="PKU label frames: inclusive ([start-1, end)) or halfopen ([start, end)).",
-        ),
-        long_clips: str = typer.Option(
-            "center", help="PKU clips over --max-frames: center or truncate."
-        ),
+        splits: Path | None = typer.Option(None, help="PKU: folder holding the official split files."),
+        label_frames: str = typer.Option("inclusive", help="PKU label frames: inclusive "
+                                         "([start-1, end)) or halfopen ([start, end))."),
+        long_clips: str = typer.Option("center", help="PKU clips over --max-frames: center or truncate."),
         max_frames: int = typer.Option(300, help="PKU: longest clip kept, in frames."),
         layout: str | None = typer.Option(
-            None, help="Skeleton layout name or YAML file, for kinds whose files do not fix it."
-        ),
+            None, help="Skeleton layout name or YAML file, for kinds whose files do not fix it."),
         force: bool = typer.Option(
-            False, "--force", help="Replace OUT even if it is not a skelctl dataset file."
-        ),
+            False, "--force", help="Replace OUT even if it is not a skelctl dataset file."),
     ) -> None:
         """Parse, denoise and normalise raw NTU RGB+D / PKU-MMD skeletons into one HDF5 file."""
         from skelctl.data.preprocess import PreprocessOptions, preprocess
 
         options = PreprocessOptions(
-            bodies=bodies,
-            center=center,
-            align=align,
-            workers=workers,
-            strict=strict,
-            missing_list=None if missing_list is None else str(missing_list),
-            keep_missing=keep_missing,
-            labels=None if labels is None else str(labels),
-            splits=None if splits is None else str(splits),
-            label_frames=label_frames,
-            long_clips=long_clips,
-            max_frames=max_frames,
-            layout=layout,
+            bodies=bodies, center=center, align=align, workers=workers, strict=strict,
+            missing_list=_text(missing_list), keep_missing=keep_missing, labels=_text(labels),
+            splits=_text(splits), label_frames=label_frames, long_clips=long_clips,
+            max_frames=max_frames, layout=layout,
         )
         target = out if out is not None else data_root() / f"{kind}.h5"
-        bar = progress(_Throughput(), transient=True)
-        bar.disable = not err.is_terminal  # logs and pipes get the summary, not bar redraws
-        with bar, _stop_requests() as stop:
-            task = bar.add_task(f"preprocess {kind}", total=None)
-
-            def on_progress(done: int, total: int, nbytes: int) -> None:
-                if stop.is_set():
-                    raise RuntimeFailure("interrupted; no output written", target)
-                bar.update(task, completed=done, total=total, bytes=nbytes)
-
+        with _progress_bar(f"preprocess {kind}", target) as on_progress:
             summary = preprocess(kind, raw, target, options, on_progress, force=force)
         _print_summary(summary)
         if json_out:
             print_json(summary)
         else:
             typer.echo(summary["output"])
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+@contextlib.contextmanager
+def _progress_bar(label: str, target: Path) -> Iterator[Callable[[int, int, int], None]]:
+    """A files/s + MB/s progress bar on a terminal; the callback it yields updates it and stops
+    the run (no output written) once Ctrl-C / SIGTERM was received."""
+    bar = progress(_Throughput(), transient=True)
+    bar.disable = not err.is_terminal  # logs and pipes get the summary, not bar redraws
+    with bar, _stop_requests() as stop:
+        task = bar.add_task(label, total=None)
+
+        def on_progress(done: int, total: int, nbytes: int) -> None:
+            if stop.is_set():
+                raise RuntimeFailure("interrupted; no output written", target)
+            bar.update(task, completed=done, total=total, bytes=nbytes)
+
+        yield on_progress
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from skelctl.console import err, print_json
-from skelctl.errors import SkelctlError
 
 
 def register(app: typer.Typer) -> None:
@@ -16,7 +15,7 @@ def register(app: typer.Typer) -> None:
         source: str = typer.Argument(..., metavar="DATASET|FILE",
                                      help="A dataset .h5 file or kind name in the data root, or a "
                                      "raw clip: NTU .skeleton, PKU-MMD .txt or .npy array."),
-        sample: str | None = typer.Argument(None, metavar="[SAMPLE|INDEX]",
+        sample: str | None = typer.Argument(None, metavar="SAMPLE|INDEX",
                                             help="With a dataset: a sample name or 0-based index."),
         out: Path = typer.Option(..., "-o", "--out",
                                  help="Picture to write: .gif animates the clip; .png (.svg, .pdf, "
@@ -41,27 +40,9 @@ def register(app: typer.Typer) -> None:
         from skelctl.viz import require_matplotlib
 
         require_matplotlib()
-        from skelctl.viz.skeleton import (
-            RAW_SUFFIXES,
-            clip_from_dataset,
-            clip_from_file,
-            normalized_clip,
-            render_clip,
-        )
+        from skelctl.viz.skeleton import load_clip, normalized_clip, render_clip
 
-        if Path(source).suffix in RAW_SUFFIXES:
-            if sample is not None:
-                raise SkelctlError(f"a raw clip file is one sample: drop '{sample}'", source)
-            clip = clip_from_file(Path(source), layout, bodies)
-        else:
-            from skelctl.data.store import open_dataset
-            from skelctl.paths import resolve_dataset
-
-            with open_dataset(resolve_dataset(source)) as ds:
-                if sample is None:
-                    raise SkelctlError(f"which sample? pass a name or an index 0..{ds.num_samples - 1} "
-                                       "after the dataset", ds.path)
-                clip = clip_from_dataset(ds, sample)
+        clip = load_clip(source, sample, layout, bodies)
         clip = normalized_clip(clip, normalize)
         summary = render_clip(clip, out, frames, fps, view, three_d, dpi)
         if json_out:

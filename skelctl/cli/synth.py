@@ -47,38 +47,15 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     ) -> None:
         """Generate animated Kinect-v2 skeletons as genuine NTU RGB+D or PKU-MMD raw files."""
-        from skelctl.data.synth import synth_size, synthesize
-        from skelctl.data.synth.generate import check_kind
+        from skelctl.synth import synth_size, synthesize
 
-        check_kind(kind)
-        ntu = kind.startswith("ntu")
-        for option, value, applies in (
-            ("--replications", replications, ntu),
-            ("--videos", videos, not ntu),
-        ):
-            if value is not None and not applies:
-                raise SkelctlError(f"option {option} does not apply to {kind}")
-        chosen = synth_size(
-            kind,
-            size,
-            performers=performers,
-            classes=classes,
-            actions=_id_list(actions),
-            replications=replications,
-            cameras=cameras,
-            frames=_frame_range(frames),
-            videos=videos,
-        )
+        chosen = synth_size(kind, size, performers=performers, classes=classes,
+                            actions=_id_list(actions), replications=replications, cameras=cameras,
+                            frames=_frame_range(frames), videos=videos)
         with progress(transient=True) as bar:
             task = bar.add_task(f"synth {kind}", total=None)
-            summary = synthesize(
-                kind,
-                out_dir,
-                seed,
-                chosen,
-                lambda done, total: bar.update(task, completed=done, total=total),
-                force=force,
-            )
+            summary = synthesize(kind, out_dir, seed, chosen, force=force, on_progress=lambda
+                                 done, total: bar.update(task, completed=done, total=total))
         _print_summary(summary)
         if json_out:
             print_json(summary)

@@ -1,1 +1,1 @@
-"""Files and layouts: raw formats, denoising, normalisation, splits, the HDF5 store, synth."""
+"""The format layer: raw formats, dataset sources, denoising, normalisation, splits, the HDF5 store."""

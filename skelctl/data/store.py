@@ -32,25 +32,23 @@ import numpy as np
 
 from skelctl import __version__
 from skelctl.atomic import atomic_path
+from skelctl.data.clipfile import NUM_BODIES
 from skelctl.data.layout import Layout
 from skelctl.errors import Rejection, RuntimeFailure, SkelctlError
 
-try:  # optional C speedups: chunks compressed here, not by HDF5 (same format, 3-5x faster)
+try:  # optional C speedups: chunks compressed here, not by HDF5 (same format, faster)
     from skelctl.data import _speedups
 except ImportError:  # pragma: no cover - depends on the build
     _speedups = None
 
 FORMAT = "skelctl-skeletons/1"
-NUM_BODIES = 2
 META_COLUMNS = ("subject", "camera", "setup", "replication")
 SPLIT_PARTS = ("train", "test")
 # 256 frames x 2 bodies x 25 joints x 3 = 150 KiB per chunk: a typical clip touches one or two
-# chunks, and whole-split reads stay sequential. Byte-shuffle + lzf: ~1.95x smaller than raw
-# (absent bodies, exponents and still joints repeat); shuffle + gzip-1 is ~10% smaller but
-# writes 3x slower. With the C speedups the writer shuffles and LZF-compresses whole chunks
-# itself (`_speedups.shuffle_lzf`, 3-5x faster than HDF5 running liblzf, as small) and stores
-# them with `write_direct_chunk`: the same filters, so any h5py reads them; without the
-# extension HDF5 applies the filters (benchmarks/bench_preprocess.py measures both).
+# chunks, and whole-split reads stay sequential. Byte-shuffle + LZF (why: docs/storage.md). With
+# the C speedups the writer shuffles and compresses whole chunks itself (`_speedups.shuffle_lzf`)
+# and stores them with `write_direct_chunk`: the same filters, so any h5py reads them; without
+# the extension HDF5 applies the filters.
 CHUNK_FRAMES = 256
 COMPRESSION = "lzf"
 _BUFFER_CHUNKS = 16  # frames are appended in whole chunks; at most this many wait in memory

@@ -23,6 +23,7 @@ import torch
 
 from skelctl.augment.inputs import ClipView
 from skelctl.console import err
+from skelctl.data.clipfile import read_clip
 from skelctl.data.layout import Layout
 from skelctl.engine.knn import class_votes, vote_weights
 from skelctl.engine.precision import resolve_device
@@ -75,67 +76,12 @@ def expand_queries(items: Sequence[str], stdin: TextIO | None = None) -> list[Pa
     return paths
 
 
-def as_clip(array: np.ndarray, layout: Layout, persons: int, channels: int, source: Path) -> np.ndarray:
-    """A query array in one of the documented layouts as a (T, persons, V, C) float32 clip."""
-    v, c = layout.num_joints, channels
-    shape = array.shape
-    if array.ndim == 3 and shape[1:] == (v, c):
-        clip = array[:, None]
-    elif array.ndim == 4 and shape[2:] == (v, c):
-        clip = array
-    elif array.ndim == 4 and shape[0] == c and shape[2] == v:
-        clip = array.transpose(1, 3, 2, 0)
-    else:
-        raise SkelctlError(
-            f"query has shape {shape}; expected (T, {v}, {c}), (T, M, {v}, {c}) or ({c}, T, {v}, M) "
-            f"for layout '{layout.name}'", source)
-    if clip.shape[0] == 0:
-        raise SkelctlError("query has no frames", source)
-    if clip.shape[1] > persons:
-        raise SkelctlError(f"query has {clip.shape[1]} bodies, the gallery at most {persons}", source)
-    if clip.dtype.kind not in "fiu":  # complex would lose its imaginary part
-        raise SkelctlError(f"query array has dtype {clip.dtype}, expected real numbers", source)
-    clip = clip.astype(np.float32)
-    if not np.isfinite(clip).all():
-        raise SkelctlError("query contains NaN or infinite values", source)
-    padded = np.zeros((clip.shape[0], persons, v, c), np.float32)
-    padded[:, : clip.shape[1]] = clip
-    return padded
-
-
 def load_query(path: Path, layout: Layout, options: dict[str, Any], persons: int,
                channels: int) -> np.ndarray:
     """Read and preprocess one query like the gallery's dataset was (its stored `options`)."""
-    from skelctl.data.normalize import align_view, center_on_joint
-
-    if path.suffix == ".skeleton":
-        clip = _read_ntu_query(path, layout, options)
-    elif path.suffix == ".npy":
-        from skelctl.data.npy import read_npy
-
-        clip = read_npy(path)
-    else:
+    if path.suffix not in QUERY_SUFFIXES:
         raise SkelctlError(f"unsupported query file (expected {' or '.join(QUERY_SUFFIXES)})", path)
-    clip = as_clip(clip, layout, persons, channels, path)
-    if options.get("center", False):
-        clip = center_on_joint(clip, layout)
-    if options.get("align", False):
-        clip = align_view(clip, layout)
-    return np.ascontiguousarray(clip, dtype=np.float32)
-
-
-def _read_ntu_query(path: Path, layout: Layout, options: dict[str, Any]) -> np.ndarray:
-    from skelctl.data.denoise import select_bodies
-    from skelctl.data.formats import read_ntu_skeleton
-
-    if layout.num_joints != 25:
-        raise SkelctlError(f"an NTU .skeleton file has 25 joints, the gallery's layout "
-                           f"'{layout.name}' has {layout.num_joints}", path)
-    joints = select_bodies(read_ntu_skeleton(path.read_bytes(), str(path)),
-                           options.get("bodies", "denoise"))
-    if len(joints) == 0:
-        raise SkelctlError("no body in any frame", path)
-    return joints
+    return read_clip(path, layout, options, persons=persons, channels=channels)
 
 
 def embed_clips(loaded: LoadedEncoder, view: ClipView, clips: Sequence[np.ndarray], crop: float,

@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from skelctl.atomic import atomic_path
+from skelctl.data.clipfile import CLIP_SUFFIXES, read_clip
 from skelctl.data.layout import Layout, get_layout
 from skelctl.errors import SkelctlError
 from skelctl.viz import DEFAULT_DPI, image_format, new_figure, save_figure
 
 VIEWS = ("front", "side", "top")
 ACTOR_COLOURS = ("#1f77b4", "#d62728")  # actor 1 blue, actor 2 red
-RAW_SUFFIXES = (".skeleton", ".txt", ".npy")
 STRIP_FRAMES = 8
 
 
@@ -86,6 +86,24 @@ def present_bodies(joints: np.ndarray) -> np.ndarray:
 # --- loading ------------------------------------------------------------------------------------
 
 
+def load_clip(source: str, sample: str | None = None, layout: str = "ntu25",
+              bodies: str = "denoise") -> ShownClip:
+    """What `skelctl show SOURCE [SAMPLE]` draws: a raw clip file (`clip_from_file`), or sample
+    `sample` of a dataset file or kind name in the data root (`clip_from_dataset`)."""
+    if Path(source).suffix in CLIP_SUFFIXES:
+        if sample is not None:
+            raise SkelctlError(f"a raw clip file is one sample: drop '{sample}'", source)
+        return clip_from_file(Path(source), layout, bodies)
+    from skelctl.data.store import open_dataset
+    from skelctl.paths import resolve_dataset
+
+    with open_dataset(resolve_dataset(source)) as ds:
+        if sample is None:
+            raise SkelctlError(f"which sample? pass a name or an index 0..{ds.num_samples - 1} "
+                               "after the dataset", ds.path)
+        return clip_from_dataset(ds, sample)
+
+
 def clip_from_dataset(ds: Any, sample: str) -> ShownClip:
     """Sample `sample` (a name, or a 0-based index) of an open `SkeletonDataset`."""
     n = ds.num_samples
@@ -120,56 +138,30 @@ def normalized_clip(clip: ShownClip, normalize: str) -> ShownClip:
 
 
 def clip_from_file(path: Path, layout: str = "ntu25", bodies: str = "denoise") -> ShownClip:
-    """A raw NTU `.skeleton` file (bodies selected as `preprocess --bodies` does), a PKU-MMD
-    skeleton `.txt`, or a `.npy` array shaped like a retrieval query; camera space, as recorded."""
+    """A raw clip file read by `read_clip` (an NTU `.skeleton` with bodies selected as
+    `preprocess --bodies` does, a PKU-MMD skeleton `.txt`, or a `.npy` array of `layout`), in
+    camera space, as recorded; an NTU file with a standard name is titled with its class."""
     if not path.is_file():
         raise SkelctlError("file not found", path)
-    if path.suffix == ".skeleton":
-        return _ntu_clip(path, bodies)
-    if path.suffix == ".txt":
-        from skelctl.data.formats import read_pku_skeleton
-
-        return ShownClip(read_pku_skeleton(path), get_layout("ntu25"), path.stem)
-    if path.suffix == ".npy":
-        return _array_clip(path, get_layout(layout))
-    raise SkelctlError(f"cannot show this file (expected a dataset .h5 or {', '.join(RAW_SUFFIXES)})", path)
+    if path.suffix not in CLIP_SUFFIXES:
+        raise SkelctlError(f"cannot show this file (expected a dataset .h5 or {', '.join(CLIP_SUFFIXES)})", path)
+    chosen = get_layout(layout if path.suffix == ".npy" else "ntu25")
+    joints = read_clip(path, chosen, {"bodies": bodies})
+    return ShownClip(joints, chosen, path.stem, _ntu_class_name(path))
 
 
-def _ntu_clip(path: Path, bodies: str) -> ShownClip:
-    from skelctl.data.denoise import select_bodies
-    from skelctl.data.formats import parse_ntu_name, read_ntu_skeleton
+def _ntu_class_name(path: Path) -> str | None:
+    """The NTU class an NTU file's name says, None for any other name or file."""
+    from skelctl.data.formats import parse_ntu_name
     from skelctl.data.splits import ntu_class_names
 
+    if path.suffix != ".skeleton":
+        return None
     try:
         action = parse_ntu_name(path.name).action
     except SkelctlError:  # any file name will do; only the class is lost
-        action = None
-    try:
-        # parse from bytes so that a non-standard name is not an error; messages keep the path
-        raw = read_ntu_skeleton(path.read_bytes(), None)
-    except SkelctlError as exc:
-        raise SkelctlError(exc.reason, path, exc.line) from None
-    joints = select_bodies(raw, bodies)
-    if len(joints) == 0:
-        raise SkelctlError("no body in any frame", path)
-    class_name = None if action is None else ntu_class_names("ntu120")[action - 1]
-    return ShownClip(joints, get_layout("ntu25"), path.stem, class_name)
-
-
-def _array_clip(path: Path, layout: Layout) -> ShownClip:
-    from skelctl.data.npy import read_npy
-    from skelctl.data.store import NUM_BODIES
-    from skelctl.evaluate.retrieval import as_clip
-
-    array = read_npy(path)
-    try:
-        joints = as_clip(array, layout, NUM_BODIES, 3, path)
-    except SkelctlError as three_d:  # a 2-D clip has 2 coordinates per joint
-        try:
-            joints = as_clip(array, layout, NUM_BODIES, 2, path)
-        except SkelctlError:
-            raise three_d from None
-    return ShownClip(joints, layout, path.stem)
+        return None
+    return ntu_class_names("ntu120")[action - 1]
 
 
 # --- drawing ------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ raw files in the official formats and names from animated Kinect-v2 skeletons:
 `writers` (the file formats) and `generate` (whole datasets).
 """
 
-from skelctl.data.synth.generate import KINDS, PRESETS, SynthSize, synth_size, synthesize
-from skelctl.data.synth.motions import ACTIONS, DEFAULT_ORDER
+from skelctl.synth.generate import KINDS, PRESETS, SynthSize, synth_size, synthesize
+from skelctl.synth.motions import ACTIONS, DEFAULT_ORDER
 
 __all__ = ["ACTIONS", "DEFAULT_ORDER", "KINDS", "PRESETS", "SynthSize", "synth_size", "synthesize"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skelctl.data.synth.rig import JOINT, KINECT_CHILD, LAYOUT, normalize, orientations
+from skelctl.synth.rig import JOINT, KINECT_CHILD, LAYOUT, normalize, orientations
 
 DEPTH_SIZE = (512, 424)
 COLOR_SIZE = (1920, 1080)

@@ -32,7 +32,8 @@ import numpy as np
 
 from skelctl.atomic import atomic_path
 from skelctl.data.splits import NTU60_XSUB_TRAIN, NTU120_XSUB_TRAIN, load_missing_list
-from skelctl.data.synth.kinect import (
+from skelctl.errors import SkelctlError
+from skelctl.synth.kinect import (
     BODY_ID_BASE,
     PKU_ARTIFACTS,
     Artifacts,
@@ -40,16 +41,15 @@ from skelctl.data.synth.kinect import (
     Sensor,
     ring_of_cameras,
 )
-from skelctl.data.synth.motions import ACTIONS, DEFAULT_ORDER, Action, ease, perform
-from skelctl.data.synth.rig import Physique
-from skelctl.data.synth.writers import (
+from skelctl.synth.motions import ACTIONS, DEFAULT_ORDER, Action, ease, perform
+from skelctl.synth.rig import Physique
+from skelctl.synth.writers import (
     dense_bodies,
     ntu_skeleton_text,
     pku_label_text,
     pku_skeleton_text,
     pku_split_text,
 )
-from skelctl.errors import SkelctlError
 
 KINDS = ("ntu60", "ntu120", "pku1", "pku2")
 NTU_CAMERA_AZIMUTHS = (0.0, -45.0, 45.0)  # C001, C002, C003
@@ -91,7 +91,7 @@ class SynthSize:
 # performers x 1 replication x 3 cameras = 2,400 files, 20 performers in each xsub half;
 # PKU: 12 videos x 3 views). Many performers with one take each: with 8 performers x 2
 # replications (4 training performers) pretraining fell well behind a random encoder on the
-# held-out performers; with 40 it comes level on linear evaluation (tests/test_learning.py).
+# held-out performers; with 40 it comes level on linear evaluation (docs/learning-synthetic.md).
 PRESETS: dict[str, dict[str, SynthSize]] = {
     "test": {kind: SynthSize() for kind in KINDS},
     "demo": {
@@ -103,9 +103,17 @@ PRESETS: dict[str, dict[str, SynthSize]] = {
 }
 
 
+NTU_ONLY, PKU_ONLY = ("replications",), ("videos",)  # size fields of one family of kinds
+
+
 def synth_size(kind: str, preset: str = "test", **overrides: Any) -> SynthSize:
-    """A preset size with some fields replaced (None leaves a field as the preset has it)."""
+    """A preset size with some fields replaced (None leaves a field as the preset has it); a
+    field of the other family of kinds (`replications` for PKU, `videos` for NTU) is an error."""
     check_kind(kind)
+    foreign = PKU_ONLY if kind.startswith("ntu") else NTU_ONLY
+    for name in foreign:
+        if overrides.get(name) is not None:
+            raise SkelctlError(f"option --{name} does not apply to {kind}")
     if preset not in PRESETS:
         raise SkelctlError(f"unknown size preset '{preset}' (expected one of {', '.join(PRESETS)})")
     return replace(PRESETS[preset][kind], **{k: v for k, v in overrides.items() if v is not None})

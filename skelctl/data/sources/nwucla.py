@@ -11,24 +11,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from skelctl.data.custom import to_clip
-from skelctl.data.layout import get_layout
-from skelctl.data.preprocess import (
-    Clip,
+from skelctl.data.clipfile import to_clip
+from skelctl.data.sources.base import (
     Parsed,
     PreprocessOptions,
     RawFile,
     SourcePlan,
-    find_raw_files,
-    named_files,
-    normalise_clip,
-    register_source,
+    cached_layout,
+    named_file_plan,
+    one_clip,
+    splits_by,
 )
 from skelctl.errors import SkelctlError
 
@@ -113,41 +110,16 @@ def _parse_nwucla(task: NwuclaTask, options: PreprocessOptions) -> Parsed:
     if label != expected:
         raise SkelctlError(f"'label' is {label} but action a{task.action:02d} is label {expected}", where)
     try:
-        clip = to_clip(joints, get_layout(LAYOUT))
+        clip = to_clip(joints, cached_layout(LAYOUT))
     except SkelctlError as exc:
         raise SkelctlError(exc.reason, where) from exc
-    return Parsed(clips=[Clip(
-        name=task.file.stem,
-        joints=normalise_clip(clip, options, LAYOUT),
-        action=task.action,
-        subject=task.subject,
-        camera=task.view,
-        replication=task.repetition,
-        video=task.file.stem,
-    )])
+    return one_clip(task.file, clip, options, LAYOUT, task.action, subject=task.subject,
+                    camera=task.view, replication=task.repetition)
 
 
-def _nwucla_plan(raw: Path, options: PreprocessOptions) -> SourcePlan:
-    files, rejected = find_raw_files(raw, ".json")
-    tasks = [NwuclaTask(file, *fields) for file, fields in
-             named_files(files, lambda file: parse_nwucla_name(file.stem), rejected)]
-
-    def splits(clips: Sequence[Clip]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        masks = {
-            "xview": np.isin([c.camera for c in clips], XVIEW_TRAIN_VIEWS),
-            "xsub": np.isin([c.subject for c in clips], XSUB_TRAIN_SUBJECTS),
-        }
-        return {bench: (np.flatnonzero(m), np.flatnonzero(~m)) for bench, m in masks.items()}
-
-    return SourcePlan(
-        layout=LAYOUT,
-        class_names=list(CLASS_NAMES),
-        label_map=list(ACTIONS),
-        tasks=tasks,
-        parse=_parse_nwucla,
-        splits=splits,
-        rejected=rejected,
+def nwucla_plan(raw: Path, options: PreprocessOptions) -> SourcePlan:
+    return named_file_plan(
+        raw, ".json", lambda file: parse_nwucla_name(file.stem), NwuclaTask, _parse_nwucla,
+        LAYOUT, CLASS_NAMES, ACTIONS,
+        splits_by({"xview": ("camera", XVIEW_TRAIN_VIEWS), "xsub": ("subject", XSUB_TRAIN_SUBJECTS)}),
     )
-
-
-register_source("nwucla", _nwucla_plan)

@@ -24,22 +24,21 @@ from pathlib import Path
 
 import numpy as np
 
+from skelctl.data.clipfile import shape_problem, to_clip
 from skelctl.data.layout import Layout, get_layout
 from skelctl.data.npy import read_header, read_npy
-from skelctl.data.preprocess import (
+from skelctl.data.sources.base import (
     Clip,
     Parsed,
     PreprocessOptions,
     RawFile,
     SourcePlan,
+    cached_layout,
     normalise_clip,
-    register_source,
+    train_test,
 )
-from skelctl.data.store import NUM_BODIES
 from skelctl.errors import Rejection, SkelctlError
 
-MIN_FRAMES = 5  # shorter clips carry too little motion for a temporal crop; rejected, not kept
-CHANNELS = (3, 2)  # x y z, or x y for 2-D pose
 SPLIT_SEED = 0  # the seeded `xsub` and `random` benchmarks are the same on every machine
 TRAIN_FRACTION = 0.8
 LABELS_FILE = "labels.csv"
@@ -47,50 +46,6 @@ CLASSES_FILE = "classes.csv"
 LABEL_COLUMNS = ("name", "label", "subject", "view", "split")
 SPLIT_VALUES = ("train", "test")
 Resolver = Callable[[str], "int | str"]  # a label cell -> raw class id, or why it is unknown
-
-
-# ---------------------------------------------------------------- arrays -> clips (shared)
-
-
-def shape_problem(shape: tuple[int, ...], dtype: np.dtype, layout: Layout) -> str:
-    """Why an array of this shape/dtype cannot be a clip of `layout` ('' when it can)."""
-    v = layout.num_joints
-    expected = f"(T, {v}, C) or (T, M<={NUM_BODIES}, {v}, C) with C = 3 or 2"
-    if dtype.kind not in "fiu":
-        return f"dtype {dtype}, expected numbers"
-    if len(shape) not in (3, 4):
-        return f"shape {shape}, expected {expected}"
-    if shape[-2] != v:
-        return f"shape {shape}: {shape[-2]} joints, layout '{layout.name}' has {v}; expected {expected}"
-    if shape[-1] not in CHANNELS:
-        return f"shape {shape}: {shape[-1]} coordinates per joint, expected 3 (x y z) or 2 (x y)"
-    if len(shape) == 4 and not 1 <= shape[1] <= NUM_BODIES:
-        return f"shape {shape}: {shape[1]} bodies, expected 1 to {NUM_BODIES}"
-    if shape[0] < MIN_FRAMES:
-        return f"{shape[0]} frame(s), at least {MIN_FRAMES} needed"
-    return ""
-
-
-def to_clip(array: np.ndarray, layout: Layout) -> np.ndarray:
-    """(T, V, C) or (T, M, V, C) numbers -> a (T, 2, V, C) float32 clip, absent body zero.
-
-    Raises `SkelctlError(reason)` (no path: callers know where the array came from).
-    """
-    problem = shape_problem(array.shape, array.dtype, layout)
-    if problem:
-        raise SkelctlError(problem)
-    clip = np.asarray(array, np.float32)
-    if clip.ndim == 3:
-        clip = clip[:, None]
-    bad = ~np.isfinite(clip)
-    if bad.any():
-        t, _, j, _ = np.argwhere(bad)[0]
-        raise SkelctlError(f"NaN or infinite value (first at frame {t + 1}, joint {j + 1})")
-    if not clip.any():
-        raise SkelctlError("every value is zero (no body in any frame)")
-    padded = np.zeros((len(clip), NUM_BODIES, *clip.shape[2:]), np.float32)
-    padded[:, : clip.shape[1]] = clip
-    return padded
 
 
 # ---------------------------------------------------------------- the custom source
@@ -120,7 +75,7 @@ class _Row:
 
 def _parse_array(task: ArrayTask, options: PreprocessOptions) -> Parsed:
     try:
-        joints = to_clip(read_npy(task.file.read()), get_layout(task.layout))
+        joints = to_clip(read_npy(task.file.read()), cached_layout(task.layout))
     except SkelctlError as exc:
         raise SkelctlError(f"{task.file.display}: {exc.reason}", task.labels_file, task.line) from exc
     clip = Clip(
@@ -134,7 +89,7 @@ def _parse_array(task: ArrayTask, options: PreprocessOptions) -> Parsed:
     return Parsed(clips=[clip])
 
 
-def _custom_plan(raw: Path, options: PreprocessOptions) -> SourcePlan:
+def custom_plan(raw: Path, options: PreprocessOptions) -> SourcePlan:
     if options.layout is None:
         raise SkelctlError("custom needs --layout NAME|FILE (ntu25, kinect20 or a YAML layout file)")
     layout = get_layout(options.layout)
@@ -162,7 +117,7 @@ def _custom_plan(raw: Path, options: PreprocessOptions) -> SourcePlan:
     def splits(clips: Sequence[Clip]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         if "split" in columns:
             is_train = np.array([split_of[c.name] == "train" for c in clips], bool)
-            return {"split": (np.flatnonzero(is_train), np.flatnonzero(~is_train))}
+            return {"split": train_test(is_train)}
         subjects = np.array([c.subject for c in clips], np.int64)
         if "subject" in columns and len(np.unique(subjects)) >= 2:
             return {"xsub": subject_split(subjects)}
@@ -222,8 +177,6 @@ def _array_problem(arrays: _ArraySource, name: str, layout: Layout) -> tuple[Raw
     problem = shape_problem(shape, dtype, layout)
     return file, shape[-1] if shape else 0, problem and f"{file.display}: {problem}"
 
-
-register_source("custom", _custom_plan)
 
 
 # ---------------------------------------------------------------- seeded benchmarks

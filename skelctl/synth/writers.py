@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from skelctl.data.synth.kinect import Recording
+from skelctl.synth.kinect import Recording
 
 _JOINT = " ".join(["%.7G"] * 11) + " %d"
 

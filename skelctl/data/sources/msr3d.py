@@ -24,24 +24,21 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from skelctl.data.custom import to_clip
-from skelctl.data.layout import get_layout
-from skelctl.data.preprocess import (
-    Clip,
+from skelctl.data.clipfile import to_clip
+from skelctl.data.sources.base import (
     Parsed,
     PreprocessOptions,
     RawFile,
     SourcePlan,
-    find_raw_files,
-    named_files,
-    normalise_clip,
-    register_source,
+    cached_layout,
+    named_file_plan,
+    one_clip,
+    splits_by,
 )
 from skelctl.errors import SkelctlError
 
@@ -134,19 +131,13 @@ def _parse_msr3d(task: Msr3dTask, options: PreprocessOptions) -> Parsed:
     if not tracked.any():
         raise SkelctlError(f"all {len(joints)} frames are zero (no skeleton tracked)", where)
     try:
-        clip = to_clip(joints[tracked], get_layout(LAYOUT))  # too few frames left: rejected
+        clip = to_clip(joints[tracked], cached_layout(LAYOUT))  # too few frames left: rejected
     except SkelctlError as exc:
         dropped = len(joints) - int(tracked.sum())
         note = f" (after dropping {dropped} all-zero frame(s))" if dropped else ""
         raise SkelctlError(exc.reason + note, where) from exc
-    return Parsed(clips=[Clip(
-        name=task.file.stem,
-        joints=normalise_clip(clip, options, LAYOUT),
-        action=task.action,
-        subject=task.subject,
-        replication=task.repetition,
-        video=task.file.stem,
-    )])
+    return one_clip(task.file, clip, options, LAYOUT, task.action, subject=task.subject,
+                    replication=task.repetition)
 
 
 def read_paper_list(raw: Path) -> tuple[set[str], str] | None:
@@ -177,8 +168,7 @@ def _names(data: bytes, where: str) -> set[str]:
     return names
 
 
-def _msr3d_plan(raw: Path, options: PreprocessOptions) -> SourcePlan:
-    files, rejected = find_raw_files(raw, SUFFIX)
+def msr3d_plan(raw: Path, options: PreprocessOptions) -> SourcePlan:
     paper = None if options.keep_missing else read_paper_list(raw)
 
     def read_name(file: RawFile) -> tuple[int, int, int]:
@@ -191,21 +181,5 @@ def _msr3d_plan(raw: Path, options: PreprocessOptions) -> SourcePlan:
                                "--keep-missing keeps it")
         return fields
 
-    tasks = [Msr3dTask(file, *fields) for file, fields in named_files(files, read_name, rejected)]
-
-    def splits(clips: Sequence[Clip]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        train = np.isin([c.subject for c in clips], XSUB_TRAIN_SUBJECTS)
-        return {"xsub": (np.flatnonzero(train), np.flatnonzero(~train))}
-
-    return SourcePlan(
-        layout=LAYOUT,
-        class_names=list(CLASS_NAMES),
-        label_map=list(ACTIONS),
-        tasks=tasks,
-        parse=_parse_msr3d,
-        splits=splits,
-        rejected=rejected,
-    )
-
-
-register_source("msr3d", _msr3d_plan)
+    return named_file_plan(raw, SUFFIX, read_name, Msr3dTask, _parse_msr3d, LAYOUT, CLASS_NAMES,
+                           ACTIONS, splits_by({"xsub": ("subject", XSUB_TRAIN_SUBJECTS)}))

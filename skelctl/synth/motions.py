@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skelctl.data.synth.rig import Body, Physique, apply, side_sign
+from skelctl.synth.rig import Body, Physique, apply, side_sign
 
 FPS = 30.0
 IDLE_STYLES = ("hang", "front", "hips", "back", "folded", "chin")
