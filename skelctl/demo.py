@@ -164,36 +164,27 @@ def random_twin(encoder_path: Path, out: Path, seed: int, dataset: Path | None =
     With `dataset`, its BatchNorm statistics are those of `benchmark`'s training clips
     (`calibrate_batchnorm`: no labels), as the pretrained encoder's are: the fair baseline.
     `init` is the run's `method.init` ("pytorch": PyTorch's layer defaults)."""
+    from dataclasses import replace
+
     import torch
 
-    from skelctl.data.clips import ClipBank
+    from skelctl.augment.inputs import ClipView
     from skelctl.data.layout import Layout
     from skelctl.data.store import open_dataset
     from skelctl.engine.checkpoint import load_encoder, save_encoder
-    from skelctl.evaluate.features import ClipView, calibrate_batchnorm
-    from skelctl.models import build_encoder
-    from skelctl.models.layers import reset_parameters_
+    from skelctl.evaluate.encoders import batchnorm_note, calibrate_batchnorm, random_encoder
 
     trained, info = load_encoder(encoder_path)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        encoder = build_encoder(**trained.config)
-        if init == "pytorch":
-            reset_parameters_(encoder)
-    keep = ("dataset", "benchmark", "stream", "frames", "normalize", "preprocess_options", "layout",
-            "encoder")
-    extra: dict[str, Any] = {}
+    encoder = random_encoder(trained.config, seed, init)
+    twin = replace(info, method="random", epoch=None, seed=seed, random_twin_of=str(encoder_path))
     if dataset is not None:
+        layout = Layout.from_dict(trained.config["layout"])
+        view = ClipView(info.frames, info.stream or "joint", layout, info.normalize)
         with open_dataset(dataset) as ds:
-            normalize = info.get("normalize", "none")
-            bank = ClipBank.from_dataset(ds, ds.split(benchmark, "train"), torch.device("cpu"), normalize)
-        view = ClipView(int(info.get("frames", 64)), info.get("stream", "joint"),
-                        Layout.from_dict(info["layout"]), normalize)
+            bank = view.load(ds, ds.split(benchmark, "train"), torch.device("cpu"))
         calibrate_batchnorm(encoder, bank, view)
-        extra["batchnorm"] = f"statistics of the {benchmark} training clips"
-    save_encoder(out, encoder, {**{k: info[k] for k in keep if k in info}, **extra,
-                                "method": "random", "preset": info.get("preset"), "seed": seed,
-                                "random_twin_of": str(encoder_path)})
+        twin.batchnorm = batchnorm_note(benchmark)
+    save_encoder(out, encoder, twin)
     return out
 
 
@@ -202,7 +193,7 @@ def evaluate_encoder(spec: Path, dataset: Path, evaluation: EvaluationConfig, se
     """Top-1 (percent) of one encoder (run dir or encoder.pt) on each of `protocols` (linear,
     knn = 1-NN, semisup = 10%), under the schedules `evaluation` gives (the pretrained run's,
     so a random twin gets the same)."""
-    from skelctl.evaluate.protocols import resolve_job
+    from skelctl.evaluate.jobs import resolve_job
 
     job = resolve_job([str(spec)], data=str(dataset), benchmark=settings.benchmark, device=settings.device,
                       seed=settings.seed)
@@ -217,7 +208,7 @@ def evaluate_raw(folder: Path, run_cfg: Any, dataset: Path, evaluation: Evaluati
     under the same protocols; the linear probe z-scores them (their joints differ in scale)."""
     from dataclasses import replace
 
-    from skelctl.evaluate.protocols import resolve_job
+    from skelctl.evaluate.jobs import resolve_job
 
     job = resolve_job(["raw"], data=str(dataset), benchmark=settings.benchmark, device=settings.device,
                       seed=settings.seed, frames=run_cfg.data.frames, normalize=run_cfg.data.normalize)
@@ -228,8 +219,9 @@ def evaluate_raw(folder: Path, run_cfg: Any, dataset: Path, evaluation: Evaluati
 def evaluate_job(job: Any, eval_dir: Path, evaluation: EvaluationConfig, settings: DemoSettings,
                  protocols: Sequence[str] = ("linear", "knn", "semisup")) -> dict[str, float]:
     """Top-1 (percent) of a resolved evaluation job on each of `protocols`; outputs in `eval_dir`."""
+    from skelctl.evaluate.heads import override
     from skelctl.evaluate.linear import evaluate_linear
-    from skelctl.evaluate.protocols import override, write_result
+    from skelctl.evaluate.report import write_result
     from skelctl.evaluate.retrieval import evaluate_knn
     from skelctl.evaluate.semisup import evaluate_semisup, semisup_stage
 

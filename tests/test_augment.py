@@ -16,7 +16,6 @@ from skelctl.augment import (
     joint_mask,
     mix,
     pad_crop,
-    resize,
     rotate,
     sample_region,
     shear,
@@ -86,11 +85,16 @@ def window_of(out: torch.Tensor, frames: int) -> tuple[int, int]:
 # ---------------------------------------------------------------- temporal
 
 
+def whole_clips(bank, idx, frames):
+    """The un-augmented input: each whole valid clip resized (`ClipView`'s evaluation crop)."""
+    return crop_resize(bank, idx, frames, scale=(1.0, 1.0))
+
+
 @pytest.mark.parametrize("frames", [64, 50])
-def test_resize_equals_the_naive_reference_and_f_interpolate(frames):
+def test_the_whole_clip_resize_equals_the_naive_reference_and_f_interpolate(frames):
     lengths = [1, 2, 13, 50, 64, 97, 300]
     bank = random_bank(lengths)
-    out = resize(bank, torch.arange(len(lengths)), frames)
+    out = whole_clips(bank, torch.arange(len(lengths)), frames)
     assert out.shape == (len(lengths), 3, frames, 25, 2)
     for i in range(len(lengths)):
         np.testing.assert_allclose(
@@ -155,8 +159,6 @@ def test_centre_crop_is_deterministic_and_takes_the_middle_fraction():
         bias = int((1 - 0.95) * length / 2)
         window = stored(bank, i)[bias : length - bias]
         np.testing.assert_allclose(as_clip(out[i]), reference_resize(window, 64), atol=1e-5)
-    full = crop_resize(bank, idx, 64, scale=(1.0, 1.0))
-    assert torch.equal(full, resize(bank, idx, 64))
 
 
 def test_no_frame_of_a_neighbouring_clip_ever_leaks():
@@ -170,7 +172,7 @@ def test_no_frame_of_a_neighbouring_clip_ever_leaks():
         "crop_resize": crop_resize(bank, idx, 64, (0.1, 1.0), g),
         "centre": crop_resize(bank, idx, 50, (0.5, 0.9)),
         "pad_crop": pad_crop(bank, idx, 64, gen=g),
-        "resize": resize(bank, idx, 32),
+        "whole": whole_clips(bank, idx, 32),
     }
     for name, out in outputs.items():
         clip_id = out[:, 0].reshape(len(idx), -1).double()
@@ -186,7 +188,7 @@ def test_pad_crop_is_a_window_of_the_mirror_padded_resized_clip():
     idx = torch.arange(n) % len(lengths)
     out = pad_crop(bank, idx, frames, gen=gen(2))
     assert out.shape == (n, 3, frames, 1, 1)
-    resized = resize(bank, torch.arange(len(lengths)), frames).numpy()
+    resized = whole_clips(bank, torch.arange(len(lengths)), frames).numpy()
     padded = np.pad(resized, ((0, 0), (0, 0), (pad, pad), (0, 0), (0, 0)), mode="symmetric")
     shifts = []
     for row in range(n):
@@ -206,7 +208,7 @@ def test_pad_crop_is_a_window_of_the_mirror_padded_resized_clip():
 def test_pad_crop_of_short_clips_mirrors_the_resized_clip():
     bank = random_bank([5, 30])
     out = pad_crop(bank, torch.tensor([0, 1] * 20), 64, gen=gen(9))
-    resized = resize(bank, torch.arange(2), 64).numpy()
+    resized = whole_clips(bank, torch.arange(2), 64).numpy()
     padded = np.pad(resized, ((0, 0), (0, 0), (10, 10), (0, 0), (0, 0)), mode="symmetric")
     for row in range(40):
         windows = [padded[row % 2][:, s : s + 64] for s in range(21)]
@@ -485,7 +487,7 @@ def test_pipelines_run_on_the_bank_device(device):
         out = pipeline(bank, idx, g)
         assert out.device == bank.device and out.shape == (16, 3, 64, 25, 2)
         assert torch.isfinite(out).all()
-    plain = resize(bank, idx, 64)
+    plain = whole_clips(bank, idx, 64)
     assert plain.device == bank.device
     assert torch.equal(plain[:, 0], idx[:, None, None, None].float().expand(16, 64, 25, 2))
     assert to_stream(plain, "bone", NTU).device == bank.device

@@ -12,6 +12,7 @@ from helpers import run_skelctl, tiny_overrides, write_tiny_dataset
 
 from skelctl.data.layout import get_layout
 from skelctl.engine.checkpoint import (
+    EncoderInfo,
     load_checkpoint,
     load_encoder,
     load_first_good,
@@ -62,13 +63,32 @@ def tiny_encoder():
     return build_encoder("stgcn", get_layout("ntu25"), frames=16, base_channels=4, feature_dim=32)
 
 
+def test_encoder_files_written_before_encoder_info_still_load(tmp_path):
+    """An encoder.pt of an earlier version: `info` a plain dict without the later keys
+    (normalize), with a key this version does not know; the defaults fill what is missing."""
+    encoder = tiny_encoder()
+    old_info = {"method": "skelemix", "preset": "skelemix", "dataset": "ntu60.h5", "benchmark": "xsub",
+                "stream": "joint", "frames": 16, "layout": get_layout("ntu25").to_dict(),
+                "epoch": 7, "retired_key": [1, 2]}
+    torch.save({"format": "skelctl-encoder/1", "config": dict(encoder.config),
+                "state_dict": encoder.state_dict(), "info": old_info}, tmp_path / "old.pt")
+    _, info = load_encoder(tmp_path / "old.pt")
+    assert (info.method, info.benchmark, info.stream, info.frames, info.epoch) == ("skelemix", "xsub", "joint", 16, 7)
+    assert info.normalize == "none" and info.seed is None and info.preprocess_options is None
+    torch.save({"format": "skelctl-encoder/1", "config": dict(encoder.config),
+                "state_dict": encoder.state_dict(), "info": {"frames": "16"}}, tmp_path / "bad.pt")
+    with pytest.raises(SkelctlError, match=r"bad.pt: encoder info: 'frames' must be a positive integer, got '16'"):
+        load_encoder(tmp_path / "bad.pt")
+
+
 def test_encoder_file_rebuilds_the_same_network(tmp_path):
     torch.manual_seed(0)
     encoder = tiny_encoder().eval()
     info = {"method": "skelemix", "epoch": 3, "layout": get_layout("ntu25").to_dict()}
     save_encoder(tmp_path / "encoder.pt", encoder, info)
     loaded, loaded_info = load_encoder(tmp_path)  # a run directory resolves to its encoder.pt
-    assert loaded_info == info and not loaded.training
+    assert loaded_info == EncoderInfo(method="skelemix", epoch=3, layout=info["layout"])
+    assert loaded_info.to_dict() == {**info, "frames": 64, "normalize": "none"} and not loaded.training
     x = torch.randn(2, 3, 16, 25, 2)
     assert torch.equal(loaded(x), encoder(x))
     raw = torch.load(tmp_path / "encoder.pt", weights_only=True)
@@ -110,9 +130,9 @@ def test_default_run_goes_to_runs_root_and_its_encoder_loads(tmp_path):
     assert re.fullmatch(r"skelemix-tiny-xsub-\d{8}-\d{6}", os.readlink(latest))
     assert summary["run_dir"] == str(runs / os.readlink(latest))
     encoder, info = load_encoder(latest)
-    assert info["method"] == "skelemix" and info["preset"] == "skelemix" and info["epoch"] == 1
-    assert (info["benchmark"], info["stream"], info["frames"], info["dataset"]) == ("xsub", "joint", 32, str(data))
-    assert info["layout"]["name"] == "ntu25" and info["preprocess_options"] == {"synthetic": "pretrain tests"}
+    assert info.method == "skelemix" and info.preset == "skelemix" and info.epoch == 1
+    assert (info.benchmark, info.stream, info.frames, info.dataset) == ("xsub", "joint", 32, str(data))
+    assert info.layout["name"] == "ntu25" and info.preprocess_options == {"synthetic": "pretrain tests"}
     # encoder.pt holds exactly the query backbone of the final training state
     model = load_checkpoint(latest / "checkpoints" / "last.pt")["model"]
     prefix = "branch.query.encoder."

@@ -137,3 +137,19 @@ def test_bad_queries_fail_with_one_line(workspace: Path, tmp_path: Path) -> None
         assert done.stdout == "", message  # nothing half-printed, even for the good first query
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
+
+
+def test_help_of_every_command_shows_plain_metavars() -> None:
+    """No typer placeholders in --help: flags show no value, arguments and options their name
+    (`OUT_DIR`, `N`, `sgn|skelemix|isc|none`), never `<bool>`, `<int range>` or `{out_dir}`."""
+    from typer.testing import CliRunner
+
+    from skelctl.cli.app import COMMANDS, app
+
+    runner = CliRunner()
+    for name in [m.__name__.rsplit(".", 1)[1] for m in COMMANDS]:
+        done = runner.invoke(app, [name, "--help"], env={"COLUMNS": "200"})
+        assert done.exit_code == 0, (name, done.output)
+        assert "Usage: skelctl " + name in done.output
+        for placeholder in ("<bool>", "<int", "<float", "<str>", "<path>", "{"):
+            assert placeholder not in done.output, (name, placeholder, done.output)

@@ -65,7 +65,7 @@ def test_random_twin_has_the_architecture_and_fresh_seeded_weights(tmp_path):
     other = random_twin(tmp_path / "encoder.pt", tmp_path / "c" / "encoder.pt", seed=4)
     twin, info = load_encoder(first)
     assert twin.config == trained.config
-    assert info["method"] == "random" and info["frames"] == 32 and info["stream"] == "joint"
+    assert info.method == "random" and info.frames == 32 and info.stream == "joint"
     same, different = load_encoder(second)[0].state_dict(), load_encoder(other)[0].state_dict()
     for name, value in twin.state_dict().items():
         assert torch.equal(value, same[name])  # seeded: reproducible

@@ -14,22 +14,19 @@ import pytest
 import torch
 from torch import nn
 
+from skelctl.augment.inputs import ClipView
 from skelctl.data.clips import ClipBank
 from skelctl.data.layout import get_layout
 from skelctl.data.store import open_dataset
-from skelctl.engine.checkpoint import save_encoder
+from skelctl.engine.checkpoint import EncoderInfo, save_encoder
 from skelctl.engine.config import PretrainConfig, StageConfig, to_yaml
 from skelctl.errors import SkelctlError
-from skelctl.evaluate.features import (
-    ClipSource,
-    ClipView,
-    FeatureCache,
-    LoadedEncoder,
-    embed,
-    open_encoder,
-)
+from skelctl.evaluate.encoders import LoadedEncoder, open_encoder
+from skelctl.evaluate.features import ClipSource, FeatureCache, embed
+from skelctl.evaluate.heads import lr_at
+from skelctl.evaluate.jobs import resolve_job
 from skelctl.evaluate.linear import evaluate_linear, linear_probe
-from skelctl.evaluate.protocols import classification_report, lr_at, resolve_job
+from skelctl.evaluate.report import classification_report
 from skelctl.models import build_encoder
 
 TINY_ENCODERS = {"stgcn": {"base_channels": 4, "feature_dim": 16},
@@ -101,7 +98,7 @@ def test_classification_report_counts() -> None:
 
 
 def _loaded(encoder: nn.Module) -> LoadedEncoder:
-    return LoadedEncoder(encoder, "test", "0" * 64, {"frames": FRAMES})
+    return LoadedEncoder(encoder, "test", "0" * 64, EncoderInfo(frames=FRAMES))
 
 
 def test_linear_probe_learns_fixed_features_deterministically() -> None:
@@ -245,7 +242,7 @@ def test_a_random_encoder_gets_the_batchnorm_statistics_of_the_training_clips(ti
     job = resolve_job(["random:stgcn"], data=str(tiny_data), device="cpu", seed=0)
     calibrated = job.encoders[0]
     assert calibrated.sha256 != raw.sha256  # the cache key covers the calibration clips
-    assert "xsub training clips" in calibrated.info["batchnorm"]
+    assert "xsub training clips" in calibrated.info.batchnorm
     train = job.dataset.split("xsub", "train")
     # read once (in the encoder's input coordinates), kept for the protocols
     assert list(job.banks) == [b"none:" + train.astype("int64").tobytes()]

@@ -199,7 +199,7 @@ def test_every_float_key_rejects_non_finite_values_naming_the_key(bad):
 
 def test_every_float_key_declares_its_range_and_it_is_checked():
     for key, items, f in float_keys():
-        assert "range" in f.metadata, f"{key}: a float key needs field(metadata=_range(lo, hi))"
+        assert "range" in f.metadata, f"{key}: a float key needs field(metadata=value_range(lo, hi))"
         lo, hi = f.metadata["range"]
         outside = (lo - 1.0) if lo is not None else (hi + 1.0)
         value = outside if items == 0 else [outside] * items

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skelctl.augment import mix, sample_region
+from skelctl.augment.inputs import ClipView
 from skelctl.data.clips import ClipBank
 from skelctl.data.layout import get_layout
 from skelctl.errors import SkelctlError
@@ -70,7 +71,7 @@ def small_isc(pair: tuple[str, str], queue_size: int = 256) -> ISC:
                         encoder_kwargs=ISC_ENCODERS[r][1])
         for r in pair
     }
-    views = ViewMaker(paper_defaults("isc").augment, LAYOUT, ISC_FRAMES, "joint")
+    views = ViewMaker(paper_defaults("isc").augment, ClipView(ISC_FRAMES, "joint", LAYOUT))
     return ISC(branches, views, moco.temperature, "sequence" if "sequence" in pair else pair[0])
 
 

@@ -10,6 +10,7 @@ import torch
 from helpers import write_tiny_dataset
 from test_evaluate_linear import make_run
 
+from skelctl.augment.inputs import ClipView
 from skelctl.data.clipfile import as_clip
 from skelctl.data.clips import ClipBank
 from skelctl.data.layout import get_layout
@@ -17,7 +18,7 @@ from skelctl.data.store import open_dataset
 from skelctl.engine.checkpoint import load_encoder
 from skelctl.errors import SkelctlError
 from skelctl.evaluate import index as index_module
-from skelctl.evaluate.features import ClipView, embed
+from skelctl.evaluate.features import embed
 from skelctl.evaluate.index import (
     GalleryIndex,
     bf16_error_bound,
@@ -29,7 +30,7 @@ from skelctl.evaluate.index import (
     normalized,
     save_index,
 )
-from skelctl.evaluate.protocols import clip_source, resolve_job
+from skelctl.evaluate.jobs import clip_source, resolve_job
 from skelctl.evaluate.retrieval import (
     build_gallery,
     ensemble_features,
@@ -181,12 +182,31 @@ def test_knn_votes() -> None:
     assert result["top1"] == 50.0 and result["top5"] == 50.0  # row 0's label 2 is 6th
 
 
+def clustered(seed: int, classes: int, dim: int, sizes: tuple[int, int], spread: float):
+    """Unit-norm gallery and query features around one random centre per class, with labels."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, dim))
+    g_labels, q_labels = rng.integers(0, classes, sizes[0]), rng.integers(0, classes, sizes[1])
+    gallery = normalized(centres[g_labels] + spread * rng.normal(size=(sizes[0], dim)))
+    queries = normalized(centres[q_labels] + spread * rng.normal(size=(sizes[1], dim)))
+    return gallery, g_labels, queries, q_labels
+
+
+def test_the_pretraining_monitor_and_the_knn_protocol_cast_the_same_weighted_vote() -> None:
+    from skelctl.engine.knn import weighted_knn_top1
+
+    gallery, g_labels, queries, q_labels = clustered(3, classes=5, dim=16, sizes=(200, 50), spread=2.0)
+    ks = [1, 5, 20]
+    protocol = knn_evaluate(memory_gallery(gallery, np.arange(200), g_labels, [str(i) for i in range(200)],
+                                           [str(c) for c in range(5)]), queries, q_labels, ks)
+    monitor = weighted_knn_top1(torch.from_numpy(gallery), torch.from_numpy(g_labels),
+                                torch.from_numpy(queries), torch.from_numpy(q_labels), ks)
+    assert {k: protocol["knn"][str(k)]["weighted"] for k in ks} == {k: round(v, 4) for k, v in monitor.items()}
+    assert len({protocol["knn"][str(k)]["weighted"] for k in ks}) > 1  # the k values differ
+
+
 def test_knn_evaluate_matches_explicit_loops() -> None:
-    rng = np.random.default_rng(5)
-    centres = rng.normal(size=(4, 8))
-    g_labels, q_labels = rng.integers(0, 4, 300), rng.integers(0, 4, 60)
-    gallery = normalized(centres[g_labels] + 1.5 * rng.normal(size=(300, 8)))
-    queries = normalized(centres[q_labels] + 1.5 * rng.normal(size=(60, 8)))
+    gallery, g_labels, queries, q_labels = clustered(5, classes=4, dim=8, sizes=(300, 60), spread=1.5)
     ids = np.arange(300) + 1000
     index = memory_gallery(gallery, ids, g_labels, [str(i) for i in ids], list("abcd"))
     result = knn_evaluate(index, queries, q_labels, [1, 5])
@@ -274,10 +294,10 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _features(run: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
     encoder, info = load_encoder(run)
-    ds = open_dataset(info["dataset"])
+    ds = open_dataset(info.dataset)
     idx = ds.split("xsub", part)
     bank = ClipBank.from_dataset(ds, idx, "cpu")
-    return normalized(embed(encoder, bank, ClipView(info["frames"], "joint", ds.layout), 1.0).numpy()), idx
+    return normalized(embed(encoder, bank, ClipView(info.frames, "joint", ds.layout), 1.0).numpy()), idx
 
 
 def test_knn_evaluation_matches_numpy(tiny_run: Path) -> None:

@@ -12,12 +12,13 @@ import torch
 from test_evaluate_linear import FRAMES, make_run, tiny_encoder
 from torch import nn
 
+from skelctl.augment.inputs import ClipView
 from skelctl.data.clips import ClipBank
 from skelctl.data.store import open_dataset
 from skelctl.engine.config import EvaluationConfig, StageConfig
 from skelctl.errors import SkelctlError
-from skelctl.evaluate.features import ClipView
-from skelctl.evaluate.protocols import override, resolve_job
+from skelctl.evaluate.heads import override
+from skelctl.evaluate.jobs import resolve_job
 from skelctl.evaluate.semisup import evaluate_semisup, fine_tune, semisup_stage, stratified_subset
 
 SIZES = (250, 100, 37, 3, 1)  # samples per class
@@ -152,7 +153,7 @@ def test_a_new_epoch_count_keeps_the_schedule_shape():
 
 
 def test_min_steps_stretches_a_schedule_on_a_small_dataset():
-    from skelctl.evaluate.protocols import sized_stage
+    from skelctl.evaluate.heads import sized_stage
 
     stage = StageConfig(epochs=10, batch_size=32, milestones=(6,), warmup_epochs=1, min_steps=400)
     assert sized_stage(stage, clips=3200) == stage  # 100 steps an epoch: 1,000 >= 400

@@ -3,7 +3,7 @@
 from skelctl.augment.skelemix import MixRegion, mix, sample_region
 from skelctl.augment.spatial import isc_one_of, joint_jitter, joint_mask, rotate, shear
 from skelctl.augment.streams import STREAMS, to_stream
-from skelctl.augment.temporal import crop_resize, pad_crop, resize
+from skelctl.augment.temporal import crop_resize, pad_crop
 
 __all__ = [
     "STREAMS",
@@ -14,7 +14,6 @@ __all__ = [
     "joint_mask",
     "mix",
     "pad_crop",
-    "resize",
     "rotate",
     "sample_region",
     "shear",

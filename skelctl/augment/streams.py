@@ -16,23 +16,28 @@ from skelctl.errors import SkelctlError
 STREAMS = ("joint", "motion", "bone")
 
 
+def check_stream(stream: str) -> str:
+    """`stream` if it names a stream; the one error otherwise."""
+    if stream not in STREAMS:
+        raise SkelctlError(f"unknown stream {stream!r} (expected one of {', '.join(STREAMS)})")
+    return stream
+
+
 def to_stream(x: torch.Tensor, stream: str, layout: Layout) -> torch.Tensor:
     """joint: x itself; motion: x[t + 1] - x[t] (last frame zero); bone: joint minus parent
     (`layout.bone_parents`, the root's bone is zero)."""
-    if stream == "joint":
+    if check_stream(stream) == "joint":
         return x
     if stream == "motion":
         motion = torch.zeros_like(x)
         motion[:, :, :-1] = x[:, :, 1:] - x[:, :, :-1]
         return motion
-    if stream == "bone":
-        if x.shape[3] != layout.num_joints:
-            raise SkelctlError(
-                f"bone stream: layout {layout.name} has {layout.num_joints} joints, "
-                f"clips have {x.shape[3]}"
-            )
-        return x - x.index_select(3, _parents(tuple(layout.bone_parents), x.device))
-    raise SkelctlError(f"unknown stream {stream!r} (expected one of {', '.join(STREAMS)})")
+    if x.shape[3] != layout.num_joints:  # bone
+        raise SkelctlError(
+            f"bone stream: layout {layout.name} has {layout.num_joints} joints, "
+            f"clips have {x.shape[3]}"
+        )
+    return x - x.index_select(3, _parents(tuple(layout.bone_parents), x.device))
 
 
 @functools.lru_cache(maxsize=16)

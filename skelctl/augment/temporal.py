@@ -73,13 +73,6 @@ def pad_crop(
     return _resized_window(bank, idx, torch.zeros_like(length), length, frames, position)
 
 
-def resize(bank: ClipBank, idx: torch.Tensor | Sequence[int], frames: int) -> torch.Tensor:
-    """The whole valid clip linearly resized to `frames` (the un-augmented evaluation input)."""
-    idx = _index(bank, idx)
-    length = bank.lengths[idx]
-    return _resized_window(bank, idx, torch.zeros_like(length), length, frames)
-
-
 def _index(bank: ClipBank, idx: torch.Tensor | Sequence[int]) -> torch.Tensor:
     return torch.as_tensor(idx, dtype=torch.long, device=bank.device).reshape(-1)
 

@@ -1,27 +1,84 @@
-"""The `skelctl` Typer app. Each `skelctl/cli/<command>.py` module exposing `register(app)` adds
-its command; heavy imports (torch, h5py) stay inside command bodies so `--help` is instant."""
+"""The `skelctl` Typer app: the explicit list of commands (`COMMANDS`: one module per command,
+each exposing `register(app)`), readable `--help` (`HelpCommand`) and `main`, the one place where
+a failure becomes output. Heavy imports (torch, h5py) stay inside command bodies so `--help` is
+instant; options several commands share live in `skelctl.cli.options`."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import importlib
 import io
 import os
-import pkgutil
 import sys
 import traceback
+from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from skelctl import __version__
+from skelctl.cli import (
+    demo,
+    finetune,
+    info,
+    linear,
+    plot,
+    preprocess,
+    pretrain,
+    retrieve,
+    semisup,
+    show,
+    synth,
+)
 from skelctl.console import err, print_json
 from skelctl.errors import RuntimeFailure, SkelctlError
 from skelctl.interrupt import Interrupted, raise_on_signals
 
+
+def readable_metavars(params: list[Any]) -> None:
+    """What `--help` shows after each option: nothing for a flag, `a|b|c` for a choice, else
+    the option's own metavar or its type in capitals (never typer's `<bool>` / `{name}`)."""
+    for param in params:
+        if isinstance(param, TyperArgument):
+            param.metavar = param.metavar or param.name.upper()
+            param.display_type_rich = lambda ctx: None  # its name says what it is; no `<path>` beside it
+        elif param.metavar is not None:
+            continue
+        elif param.is_flag:
+            param.metavar = ""
+        elif param.type_descriptor.choices is not None:
+            param.metavar = "|".join(str(getattr(c, "value", c)) for c in param.type_descriptor.choices)
+        else:
+            annotation = param.type_descriptor.annotation
+            param.metavar = {int: "INTEGER", float: "NUMBER", Path: "PATH"}.get(annotation, "TEXT")
+
+
+class HelpCommand(TyperCommand):
+    """A command whose help reads `Usage: skelctl show [OPTIONS] DATASET [INDEX]`."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        readable_metavars(params)
+        return params
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """typer writes a required argument as `{NAME}`: plain `NAME`, as usage lines go."""
+        return [piece[1:-1] if piece.startswith("{") and piece.endswith("}") else piece
+                for piece in super().collect_usage_pieces(ctx)]
+
+
+class HelpGroup(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        readable_metavars(params)
+        return params
+
+
 app = typer.Typer(
     name="skelctl",
+    cls=HelpGroup,
     help="Self-supervised skeleton action recognition: raw NTU/PKU files to published protocols.",
     no_args_is_help=True,
     add_completion=False,
@@ -43,19 +100,12 @@ def _root(
     """skelctl: preprocess, synth, pretrain, evaluate, retrieve."""
 
 
-def _register_commands() -> None:
-    import skelctl.cli as package
-
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if info.name in {"app", "common"}:
-            continue
-        module = importlib.import_module(f"skelctl.cli.{info.name}")
-        register = getattr(module, "register", None)
-        if register is not None:
-            register(app)
-
-
-_register_commands()
+# the commands, in pipeline order: data in, pretraining, evaluation, pictures, everything at once
+COMMANDS = (synth, preprocess, info, show, pretrain, linear, semisup, finetune, retrieve, plot, demo)
+for _module in COMMANDS:
+    _module.register(app)
+for _command in app.registered_commands:
+    _command.cls = HelpCommand
 
 
 def main(argv: list[str] | None = None) -> None:

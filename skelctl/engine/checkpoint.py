@@ -7,15 +7,19 @@ previous `last.pt` survives as `last.prev.pt`, so a run killed at any instant (o
 truncated) still resumes from the newest intact state.
 
 `encoder.pt` is what downstream commands consume:
-`{"format": "skelctl-encoder/1", "config": <build_encoder kwargs>, "state_dict", "info"}`.
+`{"format": "skelctl-encoder/1", "config": <build_encoder kwargs>, "state_dict", "info"}`, where
+`info` is an `EncoderInfo` stored as a plain dict (its fields that are set). Files written before
+`EncoderInfo` existed hold the same keys and load the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,41 @@ from skelctl.errors import RuntimeFailure, SkelctlError
 
 CHECKPOINT_FORMAT = "skelctl-checkpoint/1"
 ENCODER_FORMAT = "skelctl-encoder/1"
+
+
+@dataclass
+class EncoderInfo:
+    """What an encoder was trained on and how it expects its input; saved with every encoder.
+    A field that is None was not recorded (an older file, or a baseline that has no such thing)."""
+
+    method: str | None = None  # skelemix, isc, ...; "random" / "raw" for the baselines
+    preset: str | None = None
+    dataset: str | None = None  # the dataset path it was pretrained on
+    benchmark: str | None = None
+    stream: str | None = None  # None: not recorded (evaluation then takes the asked one, or joint)
+    frames: int = 64  # its clip length
+    normalize: str = "none"  # its input coordinates (`none`: as stored, before the key existed)
+    preprocess_options: dict[str, Any] | None = None
+    layout: dict[str, Any] | None = None  # `Layout.to_dict()`
+    epoch: int | None = None
+    encoder: str | None = None  # which of the run's encoders (its representation or backbone)
+    seed: int | None = None  # random baselines: the initialisation seed
+    batchnorm: str | None = None  # random baselines: where their BatchNorm statistics come from
+    random_twin_of: str | None = None
+
+    @classmethod
+    def from_dict(cls, info: Mapping[str, Any], where: str | Path | None = None) -> EncoderInfo:
+        """From a stored dict (keys this version does not know are ignored; a wrongly typed
+        clip length is an error naming the file)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        typed = cls(**{k: v for k, v in info.items() if k in known and v is not None})
+        if isinstance(typed.frames, bool) or not isinstance(typed.frames, int) or typed.frames < 1:
+            raise SkelctlError(f"encoder info: 'frames' must be a positive integer, got {typed.frames!r}", where)
+        return typed
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that are set, as stored in encoder.pt."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 def _write(obj: Any, tmp: Path, path: Path) -> None:
@@ -108,17 +147,20 @@ def load_first_good(candidates: Iterable[Path]) -> tuple[dict[str, Any], Path] |
     return None
 
 
-def _encoder_file(encoder: nn.Module, info: dict[str, Any]) -> dict[str, Any]:
+def _encoder_file(encoder: nn.Module, info: EncoderInfo | Mapping[str, Any]) -> dict[str, Any]:
+    """`info` may be given as the dict of its fields (the training loop builds it so)."""
+    typed = info if isinstance(info, EncoderInfo) else EncoderInfo.from_dict(info)
     state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
-    return {"format": ENCODER_FORMAT, "config": dict(encoder.config), "state_dict": state, "info": info}
+    return {"format": ENCODER_FORMAT, "config": dict(encoder.config), "state_dict": state,
+            "info": typed.to_dict()}
 
 
-def save_encoder(path: str | Path, encoder: nn.Module, info: dict[str, Any]) -> None:
+def save_encoder(path: str | Path, encoder: nn.Module, info: EncoderInfo | Mapping[str, Any]) -> None:
     """An encoder with what rebuilds it (`encoder.config`) and where it came from (`info`)."""
     _save(_encoder_file(encoder, info), Path(path))
 
 
-def save_encoders(files: Iterable[tuple[Path, nn.Module, dict[str, Any]]]) -> None:
+def save_encoders(files: Iterable[tuple[Path, nn.Module, EncoderInfo | Mapping[str, Any]]]) -> None:
     """Several encoder files that appear together or not at all: every one is written to its
     temp file first, and they are renamed in only when all writes succeeded."""
     with contextlib.ExitStack() as stack:
@@ -127,7 +169,7 @@ def save_encoders(files: Iterable[tuple[Path, nn.Module, dict[str, Any]]]) -> No
             _write(_encoder_file(encoder, info), stack.enter_context(atomic_path(path)), path)
 
 
-def load_encoder(path_or_run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_encoder(path_or_run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, EncoderInfo]:
     """(encoder in eval mode, info) from an `encoder*.pt` file or a run directory (its encoder.pt)."""
     from skelctl.models.registry import build_encoder
 
@@ -145,4 +187,7 @@ def load_encoder(path_or_run_dir: str | Path, device: str | torch.device = "cpu"
         encoder.load_state_dict(obj["state_dict"])
     except (RuntimeError, KeyError) as exc:
         raise SkelctlError(f"encoder weights do not match its config ({exc})", path) from exc
-    return encoder.to(device).eval(), dict(obj.get("info") or {})
+    info = obj.get("info") or {}
+    if not isinstance(info, dict):
+        raise SkelctlError(f"encoder file's 'info' is a {type(info).__name__}, not a dict", path)
+    return encoder.to(device).eval(), EncoderInfo.from_dict(info, path)

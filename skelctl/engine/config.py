@@ -25,17 +25,13 @@ import yaml
 
 from skelctl.data.normalize import Normalization
 from skelctl.errors import SkelctlError
-from skelctl.methods.config import MethodConfig, paper_defaults
+from skelctl.methods.config import MethodConfig, paper_defaults, value_range
 
 T = TypeVar("T")
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Stream = Literal["joint", "motion", "bone"]
 Benchmark = Literal["xsub", "xview", "xset", "split", "random"]  # split/random: custom datasets
-
-
-def _range(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
-    return {"range": (lo, hi)}
 
 
 @dataclass
@@ -46,7 +42,7 @@ class DataConfig:
     dataset: str = "ntu60"
     benchmark: Benchmark = "xsub"
     stream: Stream = "joint"
-    frames: int = field(default=64, metadata=_range(4, None))
+    frames: int = field(default=64, metadata=value_range(4, None))
     normalize: Normalization = "none"  # as stored (preprocess centres it, SGN)
 
 
@@ -54,13 +50,13 @@ class DataConfig:
 class OptimConfig:
     """SGD with a step schedule: lr x gamma at each milestone epoch, after a linear warm-up."""
 
-    lr: float = field(default=0.1, metadata=_range(0.0, None))
-    momentum: float = field(default=0.9, metadata=_range(0.0, 1.0))
-    weight_decay: float = field(default=1e-4, metadata=_range(0.0, None))
+    lr: float = field(default=0.1, metadata=value_range(0.0, None))
+    momentum: float = field(default=0.9, metadata=value_range(0.0, 1.0))
+    weight_decay: float = field(default=1e-4, metadata=value_range(0.0, None))
     nesterov: bool = False
     milestones: tuple[int, ...] = ()
-    gamma: float = field(default=0.1, metadata=_range(0.0, None))
-    warmup_epochs: int = field(default=0, metadata=_range(0, None))
+    gamma: float = field(default=0.1, metadata=value_range(0.0, None))
+    warmup_epochs: int = field(default=0, metadata=value_range(0, None))
 
 
 Schedule = TypeVar("Schedule", bound=OptimConfig)
@@ -81,31 +77,31 @@ def scaled_schedule(optim: Schedule, epochs: int, to_epochs: int) -> Schedule:
 class TrainConfig:
     """How the loop runs. `batch_size` is the global batch (all ranks, all micro-batches)."""
 
-    epochs: int = field(default=300, metadata=_range(1, None))
+    epochs: int = field(default=300, metadata=value_range(1, None))
     # at least this many steps: on a small dataset `epochs` grows (warm-up and milestones are
     # in epochs and scale with it); 0: off
-    min_steps: int = field(default=0, metadata=_range(0, None))
-    batch_size: int = field(default=128, metadata=_range(1, None))
+    min_steps: int = field(default=0, metadata=value_range(0, None))
+    batch_size: int = field(default=128, metadata=value_range(1, None))
     # micro-batches per rank; null: chosen from the memory budget (CPU; elsewhere 1)
-    accumulate: int | None = field(default=None, metadata=_range(1, None))
-    seed: int = field(default=2, metadata=_range(0, 2**63 - 1))
+    accumulate: int | None = field(default=None, metadata=value_range(1, None))
+    seed: int = field(default=2, metadata=value_range(0, 2**63 - 1))
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Precision = "auto"
     compile: bool = False
-    log_every: int = field(default=50, metadata=_range(1, None))
-    checkpoint_every_steps: int = field(default=0, metadata=_range(0, None))  # 0: each epoch only
-    keep_every_epochs: int = field(default=50, metadata=_range(0, None))  # epoch_N.pt; 0: none
-    knn_every: int = field(default=0, metadata=_range(0, None))  # epochs; 0: no kNN monitor
+    log_every: int = field(default=50, metadata=value_range(1, None))
+    checkpoint_every_steps: int = field(default=0, metadata=value_range(0, None))  # 0: each epoch only
+    keep_every_epochs: int = field(default=50, metadata=value_range(0, None))  # epoch_N.pt; 0: none
+    knn_every: int = field(default=0, metadata=value_range(0, None))  # epochs; 0: no kNN monitor
     knn_k: tuple[int, ...] = (10, 20, 40)
     # CPU: the peak resident memory (MiB) a run aims at besides the clips it holds in memory
     # (micro-batches and checkpointing are chosen to fit it, the heap trimmed above it); null:
     # half the RAM available when training starts, plus what the process holds then
     # (engine/memory.py)
-    memory_budget_mib: int | None = field(default=None, metadata=_range(64, None))
+    memory_budget_mib: int | None = field(default=None, metadata=value_range(64, None))
     # CPU: after a loss term, give the C heap's free pages back when the resident size is above
     # this many MiB (engine/memory.py); null: the memory budget; 0: never. (Before, it counted
     # the heap's free bytes; old configs keep working, with this meaning.)
-    release_memory_above_mib: int | None = field(default=None, metadata=_range(0, None))
+    release_memory_above_mib: int | None = field(default=None, metadata=value_range(0, None))
     # graph encoders keep only each unit's input for backward and recompute the rest there,
     # the GRU each layer's: less memory for one more forward pass (same gradients); null: chosen
     # from the memory budget (CPU; elsewhere off)
@@ -116,16 +112,16 @@ class TrainConfig:
 class StageConfig(OptimConfig):
     """One downstream training stage (linear probe, semi-supervised, fine-tuning)."""
 
-    epochs: int = field(default=100, metadata=_range(1, None))
-    batch_size: int = field(default=128, metadata=_range(1, None))
+    epochs: int = field(default=100, metadata=value_range(1, None))
+    batch_size: int = field(default=128, metadata=value_range(1, None))
     # random crop scale of the valid length; None: centre clip
-    train_crop: tuple[float, float] | None = field(default=None, metadata=_range(0.0, 1.0))
+    train_crop: tuple[float, float] | None = field(default=None, metadata=value_range(0.0, 1.0))
     # fine-tuning stages: training clips turned up to this many degrees about the vertical
-    rotate: float = field(default=0.0, metadata=_range(0.0, 180.0))
-    test_crop: float = field(default=1.0, metadata=_range(0.0, 1.0))  # centre crop fraction
+    rotate: float = field(default=0.0, metadata=value_range(0.0, 180.0))
+    test_crop: float = field(default=1.0, metadata=value_range(0.0, 1.0))  # centre crop fraction
     # at least this many optimiser steps: on a small dataset `epochs` grows (milestones and
     # warm-up scale with it), so a schedule written for NTU's 40k clips still trains; 0: off
-    min_steps: int = field(default=0, metadata=_range(0, None))
+    min_steps: int = field(default=0, metadata=value_range(0, None))
     # linear probe only: z-score the features with the train split's statistics (MAE's
     # affine-free BatchNorm); a fixed affine map, so it changes the optimisation, not the features
     standardize: bool = False

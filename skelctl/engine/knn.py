@@ -1,6 +1,10 @@
-"""The weighted-kNN monitor of SkeleMixCLR pretraining (a health signal, not a published protocol).
+"""Weighted k-NN votes, and the kNN monitor of SkeleMixCLR pretraining (a health signal, not a
+published protocol).
 
-Protocol (named in metrics as `KNN_PROTOCOL`): the 128-d L2-normalised projections
+`class_votes` / `vote_weights` are the one k-NN vote of the code base: the monitor below and the
+k-NN evaluation protocol (`skelctl.evaluate.retrieval`) both count their neighbours with them.
+
+Monitor protocol (named in metrics as `KNN_PROTOCOL`): the 128-d L2-normalised projections
 (`method.embed`) of UN-augmented clips (whole valid clip resized to the training length, the
 training stream), the training split as memory bank, the test split as queries; each query's k
 most similar bank entries vote for their class with weight exp(similarity / 0.1); top-1 accuracy.
@@ -15,25 +19,25 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from skelctl.augment import resize, to_stream
+from skelctl.augment.inputs import ClipView
 from skelctl.data.clips import ClipBank
 from skelctl.data.layout import Layout
+from skelctl.models.layers import frozen
 
 KNN_PROTOCOL = "weighted-knn: 128-d projections of un-augmented clips, train bank, test queries, exp(sim/0.1) votes, top-1"
-KNN_TEMPERATURE = 0.1
+KNN_TEMPERATURE = 0.1  # a neighbour's vote: exp(similarity / T)
 
 
-@torch.no_grad()
-def embed_bank(
-    embed: nn.Module | object, bank: ClipBank, frames: int, stream: str, layout: Layout, batch_size: int
-) -> torch.Tensor:
-    """(N, D) embeddings of every clip of `bank`, in order, by `embed(x)` (a method's `embed`)."""
-    out = []
-    for start in range(0, len(bank), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(bank)), device=bank.device)
-        x = to_stream(resize(bank, idx, frames), stream, layout)
-        out.append(embed(x).float())
-    return torch.cat(out)
+def vote_weights(sims: torch.Tensor, temperature: float = KNN_TEMPERATURE) -> torch.Tensor:
+    """exp(similarity / T): the weight of each neighbour's vote."""
+    return (sims / temperature).exp()
+
+
+def class_votes(neighbour_labels: torch.Tensor, weights: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(Q, num_classes) sums of `weights` (Q, k) per class of the neighbours' labels (Q, k)."""
+    scores = torch.zeros(neighbour_labels.shape[0], num_classes, dtype=weights.dtype,
+                         device=weights.device)
+    return scores.scatter_add_(1, neighbour_labels, weights)
 
 
 @torch.no_grad()
@@ -58,12 +62,11 @@ def weighted_knn_top1(
         queries = query_features[start : start + chunk]
         truth = query_labels[start : start + chunk]
         sims, nearest = (queries @ bank_features.T).topk(k_max, dim=1)
-        weights = (sims / temperature).exp()
+        weights = vote_weights(sims, temperature)
         votes_for = bank_labels[nearest]
         for k in ks:
             kk = min(k, k_max)
-            scores = torch.zeros(queries.shape[0], num_classes, device=queries.device)
-            scores.scatter_add_(1, votes_for[:, :kk], weights[:, :kk])
+            scores = class_votes(votes_for[:, :kk], weights[:, :kk], num_classes)
             correct[k] += int((scores.argmax(dim=1) == truth).sum())
     total = max(query_features.shape[0], 1)
     return {k: 100.0 * correct[k] / total for k in ks}
@@ -75,14 +78,11 @@ def knn_monitor(
 ) -> dict[str, float | str]:
     """The monitor's record for metrics.jsonl: `{"protocol", "top1@k": ...}`.
 
-    The method is switched to eval mode (BN running statistics, no dropout) and back.
+    The method embeds in eval mode (BN running statistics, no dropout) and is switched back.
     """
-    was_training = method.training
-    method.eval()
-    try:
-        bank = embed_bank(method.embed, train, frames, stream, layout, batch_size)
-        queries = embed_bank(method.embed, test, frames, stream, layout, batch_size)
-    finally:
-        method.train(was_training)
+    view = ClipView(frames, stream, layout)  # the banks are in the run's input coordinates already
+    with frozen(method):
+        bank = torch.cat([method.embed(x).float() for x in view.batches(train, 1.0, batch_size)])
+        queries = torch.cat([method.embed(x).float() for x in view.batches(test, 1.0, batch_size)])
     accuracy = weighted_knn_top1(bank, train.labels, queries, test.labels, ks)
     return {"protocol": KNN_PROTOCOL, **{f"top1@{k}": round(v, 3) for k, v in accuracy.items()}}

@@ -14,55 +14,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from skelctl.console import progress
+from skelctl.augment.inputs import ClipView
 from skelctl.data.clips import ClipBank
 from skelctl.engine.config import StageConfig
-from skelctl.evaluate.features import ClipSource, ClipView, LoadedEncoder, frozen
-from skelctl.evaluate.protocols import (
-    EvalJob,
-    Trained,
-    batches,
-    classification_report,
-    clip_source,
-    default_out_dir,
-    finish,
-    lr_at,
-    make_optimizer,
-    output_name,
+from skelctl.evaluate.encoders import LoadedEncoder
+from skelctl.evaluate.features import ClipSource
+from skelctl.evaluate.heads import (
+    Standardize,
+    epoch_progress,
+    linear_classifier,
     sized_stage,
+    train_classifier,
 )
-
-CLASSIFIER_INIT_STD = 0.02  # the SkeleMixCLR reference initialises its new fc N(0, 0.02)
-
-
-def linear_classifier(in_dim: int, num_classes: int, gen: torch.Generator) -> nn.Linear:
-    """N(0, 0.02) weights, zero bias, drawn from `gen` (reproducible whatever ran before)."""
-    layer = nn.Linear(in_dim, num_classes)
-    with torch.no_grad():
-        layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen, device=gen.device)
-                           * CLASSIFIER_INIT_STD)
-        layer.bias.zero_()
-    return layer
-
-
-class Standardize(nn.Module):
-    """z = (x - mean) / std with fixed statistics: BatchNorm without affine, frozen in eval mode.
-
-    Why: an SGD probe at the papers' lr 3.0 oscillates on features whose channels differ in
-    scale by orders of magnitude (measured on a SkeleMixCLR+ encoder: train loss 113 after 10
-    epochs), so its last-epoch accuracy measures the optimiser, not the features. A fixed
-    affine map can be folded into the linear layer: what the probe can express is unchanged."""
-
-    def __init__(self, reference: torch.Tensor):
-        super().__init__()
-        self.register_buffer("mean", reference.mean(0))
-        self.register_buffer("std", reference.std(0).clamp_min(1e-6))  # a dead channel stays 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+from skelctl.evaluate.jobs import EvalJob, clip_source, default_out_dir, output_name
+from skelctl.evaluate.report import Trained, finish
+from skelctl.models.layers import frozen
 
 
 def linear_probe(
@@ -95,35 +63,16 @@ def linear_probe(
     if standardize_with is not None:
         classifier = nn.Sequential(Standardize(standardize_with.float()), classifier)
     classifier = classifier.to(device)
-    optimizer = make_optimizer(classifier.parameters(), stage)
-    test_features, test_labels = test_features.to(device), test_labels.to(device)
-    history: list[dict[str, Any]] = []
-    for epoch in range(stage.epochs):
-        loss_sum, seen = 0.0, 0
-        epoch_batches = batches(len(train_labels), stage.batch_size, gen, device)
-        for step, idx in enumerate(epoch_batches):
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(stage, epoch, (step + 1) / len(epoch_batches))
-            if isinstance(train, torch.Tensor):
-                features = train[idx.to(train.device)].to(device)
-            else:
-                with frozen(loaded.encoder):
-                    features = loaded.encoder(view.inputs(train, idx, stage.train_crop, gen)).float()
-            loss = F.cross_entropy(classifier(features), train_labels[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item() * len(idx)
-            seen += len(idx)
-        with torch.no_grad():
-            scores = classifier(test_features)
-        report = classification_report(scores, test_labels, num_classes)
-        entry = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
-                 "loss": loss_sum / max(seen, 1), **report.summary()}
-        history.append(entry)
-        if on_epoch is not None:
-            on_epoch(entry)
-    return Trained(scores.cpu(), history)
+    test_features = test_features.to(device)
+
+    def inputs(idx: torch.Tensor) -> torch.Tensor:
+        if isinstance(train, torch.Tensor):
+            return train[idx.to(train.device)].to(device)
+        with frozen(loaded.encoder):
+            return loaded.encoder(view.inputs(train, idx, stage.train_crop, gen)).float()
+
+    return train_classifier(classifier, stage, train_labels, inputs, lambda: classifier(test_features),
+                            test_labels.to(device), num_classes, gen, on_epoch=on_epoch)
 
 
 def run_linear(
@@ -148,14 +97,8 @@ def run_linear(
         fixed_train = (source.features(loaded, view, train_idx, stage.test_crop, "train")
                        if stage.train_crop is None or stage.standardize else None)
         # without a train crop the train features are fixed; standardizing needs them as well
-        train: torch.Tensor | ClipBank = fixed_train if stage.train_crop is None else source.bank(train_idx, view.normalize)
-        with progress() as bar:
-            task = bar.add_task(f"linear {view.stream}", total=stage.epochs)
-
-            def show(entry: dict[str, Any], bar=bar, task=task, stream=view.stream) -> None:
-                bar.update(task, advance=1, description=(
-                    f"linear {stream} loss {entry['loss']:.3f} top-1 {entry['top1']:.2f}"))
-
+        train: torch.Tensor | ClipBank = fixed_train if stage.train_crop is None else source.bank(train_idx, view)
+        with epoch_progress(f"linear {view.stream}", stage.epochs) as show:
             results.append(linear_probe(loaded, view, train, train_labels, test_features,
                                         test_labels, stage, job.num_classes, seed, on_epoch=show,
                                         standardize_with=fixed_train if stage.standardize else None))

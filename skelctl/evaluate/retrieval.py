@@ -21,19 +21,15 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
+from skelctl.augment.inputs import ClipView
 from skelctl.console import err
 from skelctl.data.clipfile import read_clip
-from skelctl.data.clips import ClipBank
 from skelctl.data.layout import Layout
+from skelctl.engine.knn import class_votes, vote_weights
+from skelctl.engine.precision import resolve_device
 from skelctl.errors import RuntimeFailure, SkelctlError
-from skelctl.evaluate.features import (
-    ClipSource,
-    ClipView,
-    FeatureCache,
-    LoadedEncoder,
-    embed,
-    open_encoder,
-)
+from skelctl.evaluate.encoders import LoadedEncoder, open_encoder
+from skelctl.evaluate.features import ClipSource, FeatureCache, embed
 from skelctl.evaluate.index import (
     RECALL_QUERIES,
     GalleryIndex,
@@ -45,10 +41,10 @@ from skelctl.evaluate.index import (
     normalized,
     save_index,
 )
-from skelctl.evaluate.protocols import EvalJob, clip_source
+from skelctl.evaluate.jobs import EvalJob, clip_source
+from skelctl.evaluate.report import write_result
 
 QUERY_SUFFIXES = (".skeleton", ".npy")
-KNN_TEMPERATURE = 0.1  # weighted vote: exp(similarity / T), as in the kNN monitors
 KNN_PROTOCOL = ("knn-cosine (ISC/CMD): L2-normalised backbone features of centre-cropped clips, "
                 "gallery = train split, queries = test split; top1 = 1-NN accuracy, "
                 "top5 = a correct label among the 5 nearest")
@@ -91,12 +87,7 @@ def load_query(path: Path, layout: Layout, options: dict[str, Any], persons: int
 def embed_clips(loaded: LoadedEncoder, view: ClipView, clips: Sequence[np.ndarray], crop: float,
                 device: torch.device) -> np.ndarray:
     """(Q, D) unit-norm features of preprocessed clips (T_i, M, V, C)."""
-    from skelctl.data.normalize import normalize_frames
-
-    offsets = np.concatenate([[0], np.cumsum([len(c) for c in clips])])
-    frames = normalize_frames(np.concatenate(clips), offsets, view.layout, view.normalize)
-    bank = ClipBank.from_arrays(frames, offsets, device=device)
-    features = embed(loaded.encoder.to(device), bank, view, crop).cpu().numpy()
+    features = embed(loaded.encoder.to(device), view.bank_of(clips, device), view, crop).cpu().numpy()
     _refuse_non_finite(features, lambda row: f"query {row + 1}")
     return normalized(features)
 
@@ -188,7 +179,7 @@ def build_gallery(
         "labels": ds.labels[indices].tolist(),
         "class_names": list(ds.class_names),
         "encoder": {"source": loaded.source, "sha256": loaded.sha256,
-                    "arch": loaded.encoder.config.get("name"), "seed": loaded.info.get("seed")},
+                    "arch": loaded.encoder.config.get("name"), "seed": loaded.info.seed},
         "dataset": str(source.dataset_path),
         "benchmark": benchmark,
         "split": part,
@@ -260,19 +251,17 @@ def knn_accuracy(sims: np.ndarray, neighbour_labels: np.ndarray, truth: np.ndarr
         "top5": _percent(hits[:, :5].any(axis=1)),
         "knn": {},
     }
-    rows = np.repeat(np.arange(q), neighbour_labels.shape[1]).reshape(q, -1)
-    valid = neighbour_labels >= 0  # -1: an approximate index found fewer neighbours
+    valid = torch.from_numpy(neighbour_labels >= 0)  # -1: an approximate index found fewer neighbours
+    labels = torch.from_numpy(np.where(neighbour_labels >= 0, neighbour_labels, 0).astype(np.int64))
+    sims64 = torch.from_numpy(np.asarray(sims, np.float64))
     for k in k_list:
         kk = min(k, neighbour_labels.shape[1])
-        labels, r, ok = np.where(valid, neighbour_labels, 0)[:, :kk], rows[:, :kk], valid[:, :kk]
-        s = sims[:, :kk].astype(np.float64)
-        votes = np.zeros((q, num_classes))
-        np.add.at(votes, (r, labels), ok * (1.0 + s / (2 * kk + 1)))  # |s| <= 1: breaks ties only
-        weighted = np.zeros((q, num_classes))
-        np.add.at(weighted, (r, labels), ok * np.exp(s / KNN_TEMPERATURE))
+        s, ok = sims64[:, :kk], valid[:, :kk]
+        votes = class_votes(labels[:, :kk], ok * (1.0 + s / (2 * kk + 1)), num_classes)  # |s| <= 1: breaks ties only
+        weighted = class_votes(labels[:, :kk], ok * vote_weights(s), num_classes)
         result["knn"][str(k)] = {
-            "majority": _percent(votes.argmax(axis=1) == truth),
-            "weighted": _percent(weighted.argmax(axis=1) == truth),
+            "majority": _percent(votes.argmax(dim=1).numpy() == truth),
+            "weighted": _percent(weighted.argmax(dim=1).numpy() == truth),
         }
     return result
 
@@ -304,7 +293,70 @@ def ensemble_features(per_stream: Sequence[np.ndarray]) -> np.ndarray:
     return np.ascontiguousarray(np.hstack(per_stream) / np.sqrt(len(per_stream)), dtype=np.float32)
 
 
-# --- commands -----------------------------------------------------------------------------------
+# --- the three modes of `skelctl retrieve` -------------------------------------------------------
+
+
+def retrieve_mode(build: Path | None, queries: Sequence[str], evaluate: bool, index: Path | None,
+                  split: str) -> str:
+    """`build`, `query` or `eval`: the one mode the options ask for (checked before any work)."""
+    modes = [name for name, on in (("--build", build), ("--query", queries), ("--eval", evaluate)) if on]
+    if len(modes) != 1:
+        raise SkelctlError("pass exactly one of --build INDEX_DIR, --query FILE, --eval"
+                           + (f" (got {', '.join(modes)})" if modes else ""))
+    if build is not None and index is not None:
+        raise SkelctlError("--build writes an index; --index reads one: pass one of them")
+    if build is not None and split not in ("train", "test"):
+        raise SkelctlError(f"--split {split}: expected train or test")
+    return modes[0][2:]
+
+
+def parse_k_list(text: str) -> list[int]:
+    """`1,5,10` -> [1, 5, 10] (sorted, distinct, positive)."""
+    try:
+        ks = sorted({int(k) for k in text.split(",") if k.strip()})
+    except ValueError:
+        ks = []
+    if not ks or ks[0] < 1:
+        raise SkelctlError(f"--k-list {text}: expected positive integers, comma separated (1,5,10)")
+    return ks
+
+
+def answer_queries(items: Sequence[str], k: int, index: Path | None, encoder_spec: str | None,
+                   resolve: Callable[[], EvalJob], device: str) -> list[tuple[Path, list[Match]]]:
+    """`retrieve --query`: each query file with its k nearest clips of the gallery `index` (its
+    recorded encoder, or `encoder_spec`), else of the job's run (`<run>/index`, built on first use)."""
+    if index is not None:
+        gallery = load_index(index)
+        loaded = index_encoder(gallery, encoder_spec, index)
+        run_device = resolve_device(device, "--device")
+    else:
+        job = resolve()
+        gallery, loaded = default_gallery(job)
+        run_device = job.device
+    paths = expand_queries(items)
+    return list(zip(paths, query_gallery(gallery, loaded, paths, k, run_device), strict=True))
+
+
+def knn_protocol(ks: Sequence[int], index: Path | None, encoder_spec: str | None,
+                 resolve: Callable[[], EvalJob], device: str, out: Path | None) -> dict[str, Any]:
+    """`retrieve --eval`: the k-NN protocol through the persisted `index`, else on the job's
+    split (exact search); result.json written to `out` (default `<run>/eval/knn-<benchmark>/`)."""
+    if index is not None:
+        gallery = load_index(index)
+        loaded = index_encoder(gallery, encoder_spec, index)
+        result = evaluate_knn_index(gallery, index, loaded, ks, resolve_device(device, "--device"))
+        out_dir = out
+    else:
+        job = resolve()
+        result = evaluate_knn(job, ks)
+        out_dir = out or (job.run_dir / "eval" / f"knn-{job.benchmark}" if job.run_dir else None)
+    if out_dir is not None:
+        result["out"] = str(out_dir)
+        write_result(out_dir, result)
+    return result
+
+
+# --- the protocols behind them -------------------------------------------------------------------
 
 
 def single_encoder(job: EvalJob, what: str) -> tuple[LoadedEncoder, ClipView]:

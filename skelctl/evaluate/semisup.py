@@ -15,30 +15,18 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from skelctl.atomic import write_text_atomic
+from skelctl.augment.inputs import ClipView
 from skelctl.augment.spatial import rotate
-from skelctl.console import progress
 from skelctl.data.clips import ClipBank
-from skelctl.data.normalize import vertical_axis
 from skelctl.engine.config import EvaluationConfig, StageConfig
 from skelctl.errors import SkelctlError
-from skelctl.evaluate.features import ClipView, embed
-from skelctl.evaluate.linear import linear_classifier
-from skelctl.evaluate.protocols import (
-    EvalJob,
-    Trained,
-    batches,
-    classification_report,
-    default_out_dir,
-    finish,
-    lr_at,
-    make_optimizer,
-    output_name,
-    sized_stage,
-)
+from skelctl.evaluate.features import embed
+from skelctl.evaluate.heads import Classifier, epoch_progress, sized_stage, train_classifier
+from skelctl.evaluate.jobs import EvalJob, default_out_dir, output_name
+from skelctl.evaluate.report import Trained, finish
 
 MAX_GRAD_NORM = 35.0  # the SkeleMixCLR fine-tuning reference's clip value
 
@@ -67,27 +55,6 @@ def semisup_stage(evaluation: EvaluationConfig, fraction: float) -> StageConfig:
     return evaluation.semisup_1 if fraction <= math.sqrt(0.01 * 0.1) else evaluation.semisup_10
 
 
-class Classifier(nn.Module):
-    """The encoder's pooled feature followed by a linear layer."""
-
-    def __init__(self, encoder: nn.Module, num_classes: int, gen: torch.Generator):
-        super().__init__()
-        self.encoder = encoder
-        self.fc = linear_classifier(int(encoder.feature_dim), num_classes, gen)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.encoder(x))
-
-
-def train_without_dropout(model: nn.Module) -> None:
-    """Train mode for BatchNorm (batch statistics, running averages updated), eval mode for
-    every dropout layer."""
-    model.train()
-    for module in model.modules():
-        if isinstance(module, nn.modules.dropout._DropoutNd):
-            module.eval()
-
-
 def fine_tune(
     encoder: nn.Module,
     view: ClipView,
@@ -103,43 +70,18 @@ def fine_tune(
     """Train `encoder` + a linear layer on `train` (BN in train mode, dropout off as in the
     reference, which fine-tuned in eval mode); test after the last epoch, and every
     `eval_every` epochs when > 0."""
-    device = train.device
-    gen = torch.Generator(device=device).manual_seed(seed)
-    model = Classifier(encoder, num_classes, gen).to(device)
-    optimizer = make_optimizer(model.parameters(), stage)
+    gen = torch.Generator(device=train.device).manual_seed(seed)
+    model = Classifier(encoder, num_classes, gen).to(train.device)
     train_crop = stage.train_crop or (stage.test_crop, stage.test_crop)
-    history: list[dict[str, Any]] = []
-    scores = torch.zeros(0)
-    for epoch in range(stage.epochs):
-        train_without_dropout(model)
-        loss_sum, seen = 0.0, 0
-        epoch_batches = batches(len(train), stage.batch_size, gen, device)
-        for step, idx in enumerate(epoch_batches):
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(stage, epoch, (step + 1) / len(epoch_batches))
-            crop_gen = gen if stage.train_crop is not None else None
-            x = view.inputs(train, idx, train_crop, crop_gen)
-            if stage.rotate:
-                x = rotate(x, gen, stage.rotate, vertical_axis(view.normalize))
-            logits = model(x)
-            loss = F.cross_entropy(logits, train.labels[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if max_grad_norm > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-            optimizer.step()
-            loss_sum += loss.item() * len(idx)
-            seen += len(idx)
-        entry: dict[str, Any] = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
-                                 "loss": loss_sum / max(seen, 1)}
-        last = epoch + 1 == stage.epochs
-        if last or (eval_every > 0 and (epoch + 1) % eval_every == 0):
-            scores = embed(model, test, view, stage.test_crop)  # class scores
-            entry.update(classification_report(scores, test.labels, num_classes).summary())
-        history.append(entry)
-        if on_epoch is not None:
-            on_epoch(entry)
-    return Trained(scores.cpu(), history)
+    crop_gen = gen if stage.train_crop is not None else None
+
+    def inputs(idx: torch.Tensor) -> torch.Tensor:
+        x = view.inputs(train, idx, train_crop, crop_gen)
+        return rotate(x, gen, stage.rotate, view.vertical_axis) if stage.rotate else x
+
+    return train_classifier(model, stage, train.labels, inputs,
+                            lambda: embed(model, test, view, stage.test_crop),  # class scores
+                            test.labels, num_classes, gen, eval_every, max_grad_norm, on_epoch)
 
 
 def run_semisup(
@@ -159,16 +101,8 @@ def run_semisup(
     labelled = train_idx[stratified_subset(ds.labels[train_idx], fraction, seed)]
     results = []
     for loaded, view in zip(job.encoders, job.views, strict=True):
-        train = ClipBank.from_dataset(ds, labelled, job.device, view.normalize)
-        test = ClipBank.from_dataset(ds, test_idx, job.device, view.normalize)
-        with progress() as bar:
-            task = bar.add_task(f"fine-tune {view.stream}", total=stage.epochs)
-
-            def show(entry: dict[str, Any], bar=bar, task=task, stream=view.stream) -> None:
-                top1 = f" top-1 {entry['top1']:.2f}" if "top1" in entry else ""
-                bar.update(task, advance=1,
-                           description=f"fine-tune {stream} loss {entry['loss']:.3f}{top1}")
-
+        train, test = view.load(ds, labelled, job.device), view.load(ds, test_idx, job.device)
+        with epoch_progress(f"fine-tune {view.stream}", stage.epochs) as show:
             results.append(fine_tune(loaded.encoder, view, train, test, stage, job.num_classes,
                                      seed, eval_every, max_grad_norm, on_epoch=show))
     return results, test.labels.cpu(), [ds.names[i] for i in labelled]

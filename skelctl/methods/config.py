@@ -17,8 +17,9 @@ METHOD_NAMES: tuple[str, ...] = ("skeletonclr", "skelemix", "isc", "isc-intra")
 REPRESENTATIONS: tuple[str, ...] = ("sequence", "graph", "image")
 
 
-def _range(lo: float | None, hi: float | None) -> dict[str, tuple[float | None, float | None]]:
-    """Inclusive bounds the preset validator (`skelctl.engine.config`) checks, naming the key."""
+def value_range(lo: float | None = None, hi: float | None = None) -> dict[str, tuple[float | None, float | None]]:
+    """Field metadata: inclusive bounds (either end None: open) that the preset validator
+    (`skelctl.engine.config`) checks, naming the key. The one definition for every schema."""
     return {"range": (lo, hi)}
 
 
@@ -26,14 +27,14 @@ def _range(lo: float | None, hi: float | None) -> dict[str, tuple[float | None, 
 class MocoConfig:
     """MoCo v2 queue, key momentum, softmax temperature and projection head."""
 
-    queue_size: int = field(default=32768, metadata=_range(1, None))
+    queue_size: int = field(default=32768, metadata=value_range(1, None))
     # > 0: the queue holds at most this fraction of the training clips (whole batches): a queue
     # near a small dataset's size holds stale keys of each query's own clip as negatives
-    queue_fraction: float = field(default=0.0, metadata=_range(0.0, 1.0))
-    momentum: float = field(default=0.999, metadata=_range(0.0, 1.0))
-    temperature: float = field(default=0.2, metadata=_range(1e-6, None))
-    proj_dim: int = field(default=128, metadata=_range(1, None))
-    head_hidden: int | None = field(default=None, metadata=_range(1, None))  # None: feature dim
+    queue_fraction: float = field(default=0.0, metadata=value_range(0.0, 1.0))
+    momentum: float = field(default=0.999, metadata=value_range(0.0, 1.0))
+    temperature: float = field(default=0.2, metadata=value_range(1e-6, None))
+    proj_dim: int = field(default=128, metadata=value_range(1, None))
+    head_hidden: int | None = field(default=None, metadata=value_range(1, None))  # None: feature dim
     head_batchnorm: bool = True
 
 
@@ -43,10 +44,10 @@ class AugmentConfig:
 
     temporal: Literal["pad_crop", "crop_resize"] = "pad_crop"
     # crop_resize only: fraction of the valid length
-    crop_scale: tuple[float, float] = field(default=(0.1, 1.0), metadata=_range(0.0, 1.0))
+    crop_scale: tuple[float, float] = field(default=(0.1, 1.0), metadata=value_range(0.0, 1.0))
     spatial: Literal["shear", "isc_one_of"] = "shear"
-    shear: float = field(default=0.5, metadata=_range(0.0, None))  # "shear": U(-shear, shear)
-    rotate: float = field(default=0.0, metadata=_range(0.0, 180.0))  # degrees about the vertical; 0 = off (the papers)
+    shear: float = field(default=0.5, metadata=value_range(0.0, None))  # "shear": U(-shear, shear)
+    rotate: float = field(default=0.0, metadata=value_range(0.0, 180.0))  # degrees about the vertical; 0 = off (the papers)
 
     def __post_init__(self) -> None:
         lo, hi = self.crop_scale
@@ -58,11 +59,11 @@ class AugmentConfig:
 class SkeleMixConfig:
     """SkeleMix regions (SPEC 4): how many mixed batches, how big a pasted region, loss weights."""
 
-    repeat: int = field(default=3, metadata=_range(1, None))
+    repeat: int = field(default=3, metadata=value_range(1, None))
     parts: tuple[int, int] = (2, 3)  # how many of the 5 body parts are pasted (inclusive range)
     feature_frames: tuple[int, int] = (7, 11)  # pasted length in feature frames (inclusive range)
-    trimmed_weight: float = field(default=0.5, metadata=_range(0.0, None))
-    truncated_weight: float = field(default=0.5, metadata=_range(0.0, None))
+    trimmed_weight: float = field(default=0.5, metadata=value_range(0.0, None))
+    truncated_weight: float = field(default=0.5, metadata=value_range(0.0, None))
 
     def __post_init__(self) -> None:
         for key in ("parts", "feature_frames"):

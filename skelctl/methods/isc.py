@@ -19,36 +19,48 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from skelctl.data.clips import ClipBank
+from skelctl.methods.base import ContrastiveMethod, branch_shape, register_method
+from skelctl.methods.config import MethodConfig
 from skelctl.methods.moco import (
     LossSum,
     MomentumBranch,
+    build_branch,
     contrast_logits,
     gather_keys,
     info_nce,
     top1,
 )
+from skelctl.methods.skeletonclr import SkeletonCLR
 from skelctl.methods.views import ViewMaker
 
 
-class ISC(nn.Module):
-    """Cross-representation MoCo over an ordered pair `{S1: branch, S2: branch}`."""
+@register_method("isc")
+class ISC(ContrastiveMethod):
+    """Cross-representation MoCo over an ordered pair `{S1: branch, S2: branch}`; the query view
+    is read by q and r, the key view by k and l."""
 
     def __init__(self, branches: dict[str, MomentumBranch], views: ViewMaker, temperature: float,
                  primary: str):
-        super().__init__()
+        super().__init__(views, temperature, primary)
         if len(branches) != 2 or primary not in branches:
             raise ValueError(f"ISC needs two representations including {primary!r}, got {list(branches)}")
         self.pair = tuple(branches)
         self.branches = nn.ModuleDict(branches)
-        self.views = views
-        self.temperature = temperature
-        self.primary = primary
 
-    @torch.no_grad()
-    def make_views(self, bank: ClipBank, idx: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        """query = view 1 (read by q and r), key = view 2 (read by k and l)."""
-        return self.views.pair(bank, idx, gen)
+    @classmethod
+    def from_config(cls, cfg: MethodConfig, views: ViewMaker, in_channels: int) -> ISC:
+        shape = branch_shape(cfg, views, in_channels)
+        branches = {
+            r: build_branch(cfg.representation_encoders[r], views.view.layout, cfg.moco, **shape,
+                            encoder_kwargs=cfg.representation_kwargs.get(r))
+            for r in cfg.pair
+        }
+        # the paper evaluates the sequence (GRU) encoder of a sequence + graph pretraining
+        primary = "sequence" if "sequence" in cfg.pair else cfg.pair[0]
+        return cls(branches, views, cfg.moco.temperature, primary)
+
+    def momentum_branches(self) -> dict[str, MomentumBranch]:
+        return {s: self.branches[s] for s in self.pair}
 
     def forward(self, views: dict[str, torch.Tensor],
                 backward: Callable[[torch.Tensor], None] | None = None) -> dict[str, torch.Tensor]:
@@ -74,14 +86,16 @@ class ISC(nn.Module):
             "acc": (top1(logits_q) + top1(logits_r)) / 2,
         }
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """The primary representation's L2-normalised query projection."""
-        return self.branches[self.primary].query(x)
 
-    def export_encoders(self) -> dict[str, nn.Module]:
-        return {s: self.branches[s].query.encoder for s in self.pair}
+@register_method("isc-intra")
+class ISCIntra(SkeletonCLR):
+    """ISC's intra-skeleton baseline: plain MoCo v2 (SkeletonCLR) on the first representation
+    of `method.pair`, with ISC's encoder, head and augmentations."""
 
-    @property
-    def query_encoder(self) -> nn.Module:
-        """The backbone saved as encoder.pt: the graph one when the pair has it."""
-        return self.branches[self.primary].query.encoder
+    @classmethod
+    def from_config(cls, cfg: MethodConfig, views: ViewMaker, in_channels: int) -> ISCIntra:
+        representation = cfg.pair[0]
+        branch = build_branch(cfg.representation_encoders[representation], views.view.layout,
+                              cfg.moco, **branch_shape(cfg, views, in_channels),
+                              encoder_kwargs=cfg.encoder_kwargs)
+        return cls(branch, views, cfg.moco.temperature, primary=representation)

@@ -23,12 +23,14 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from skelctl.augment import mix, sample_region
 from skelctl.data.clips import ClipBank
 from skelctl.data.layout import PART_NAMES
 from skelctl.errors import SkelctlError
-from skelctl.methods.config import SkeleMixConfig
+from skelctl.methods.base import NUM_PERSONS, register_method
+from skelctl.methods.config import MethodConfig, SkeleMixConfig
 from skelctl.methods.moco import (
     LossSum,
     MomentumBranch,
@@ -39,6 +41,7 @@ from skelctl.methods.moco import (
 )
 from skelctl.methods.skeletonclr import SkeletonCLR
 from skelctl.methods.views import ViewMaker
+from skelctl.models.layers import frozen
 
 
 def masked_mean(fmap: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -61,6 +64,22 @@ def check_mixing(mixing: SkeleMixConfig, frames: int, stride: int) -> None:
                                f"{top} {what}; expected 1 <= lo <= hi <= {top}")
 
 
+def temporal_stride(encoder: nn.Module, in_channels: int, frames: int, joints: int) -> int:
+    """Input frames per feature-map frame, measured on one blank clip (SkeleMix draws its
+    regions on the feature map's time axis and pastes them at input resolution)."""
+    with frozen(encoder):
+        blank = torch.zeros(1, in_channels, frames, joints, NUM_PERSONS)
+        feature_frames = encoder.feature_map(blank).shape[3]
+    stride = -(-frames // feature_frames)
+    if -(-frames // stride) != feature_frames:
+        raise SkelctlError(
+            f"skelemix: {frames} input frames give {feature_frames} feature frames, not a whole "
+            f"temporal stride; use a frame count divisible by the encoder's stride"
+        )
+    return stride
+
+
+@register_method("skelemix")
 class SkeleMixCLR(SkeletonCLR):
     """SkeletonCLR + `mix.repeat` SkeleMix batches per step; needs a `feature_map` encoder."""
 
@@ -69,6 +88,19 @@ class SkeleMixCLR(SkeletonCLR):
         super().__init__(branch, views, temperature, primary)
         self.mixing = mixing
         self.stride = stride  # input frames per feature frame of the encoder
+
+    @classmethod
+    def from_config(cls, cfg: MethodConfig, views: ViewMaker, in_channels: int) -> SkeleMixCLR:
+        branch = cls.reference_branch(cfg, views, in_channels)
+        encoder, view = branch.query.encoder, views.view
+        if not hasattr(encoder, "feature_map"):
+            raise SkelctlError(
+                f"method.encoder: skelemix pools regions of a feature map; encoder "
+                f"'{cfg.encoder}' has none (use stgcn or agcn)"
+            )
+        stride = temporal_stride(encoder, in_channels, view.frames, view.layout.num_joints)
+        check_mixing(cfg.skelemix, view.frames, stride)  # now, by key, not at the first step
+        return cls(branch, views, cfg.moco.temperature, cfg.encoder, cfg.skelemix, stride)
 
     @torch.no_grad()
     def make_views(self, bank: ClipBank, idx: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
@@ -79,7 +111,7 @@ class SkeleMixCLR(SkeletonCLR):
         query = views["query"]
         clips = torch.arange(query.shape[0], device=query.device)
         regions = [
-            sample_region(query.shape[0], self.views.layout, gen, self.views.frames, self.stride,
+            sample_region(query.shape[0], self.views.view.layout, gen, self.views.view.frames, self.stride,
                           self.mixing.parts, self.mixing.feature_frames)
             for _ in range(self.mixing.repeat)
         ]

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import nn
 
-from skelctl.data.clips import ClipBank
+from skelctl.data.layout import Layout
+from skelctl.methods.base import ContrastiveMethod, branch_shape, register_method
+from skelctl.methods.config import MethodConfig
 from skelctl.methods.moco import (
     LossSum,
     MomentumBranch,
+    build_branch,
     contrast_logits,
     gather_keys,
     info_nce,
@@ -25,19 +27,28 @@ from skelctl.methods.moco import (
 from skelctl.methods.views import ViewMaker
 
 
-class SkeletonCLR(nn.Module):
+@register_method("skeletonclr")
+class SkeletonCLR(ContrastiveMethod):
     """MoCo v2 with one backbone; `primary` names that backbone in `export_encoders()`."""
 
     def __init__(self, branch: MomentumBranch, views: ViewMaker, temperature: float, primary: str):
-        super().__init__()
+        super().__init__(views, temperature, primary)
         self.branch = branch
-        self.views = views
-        self.temperature = temperature
-        self.primary = primary
 
-    @torch.no_grad()
-    def make_views(self, bank: ClipBank, idx: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        return self.views.pair(bank, idx, gen)
+    @classmethod
+    def from_config(cls, cfg: MethodConfig, views: ViewMaker, in_channels: int) -> SkeletonCLR:
+        return cls(cls.reference_branch(cfg, views, in_channels), views, cfg.moco.temperature,
+                   primary=cfg.encoder)
+
+    @staticmethod
+    def reference_branch(cfg: MethodConfig, views: ViewMaker, in_channels: int) -> MomentumBranch:
+        """The `method.encoder` backbone and its head, both drawn as the SkeletonCLR reference."""
+        layout: Layout = views.view.layout
+        return build_branch(cfg.encoder, layout, cfg.moco, **branch_shape(cfg, views, in_channels),
+                            reference_init=True, encoder_kwargs=cfg.encoder_kwargs)
+
+    def momentum_branches(self) -> dict[str, MomentumBranch]:
+        return {self.primary: self.branch}
 
     def instance_contrast(self, views: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """(logits [q.k | q.queue] / T, keys k, the queue snapshot the logits used)."""
@@ -55,15 +66,3 @@ class SkeletonCLR(nn.Module):
         loss.add(loss_ins)
         self.branch.queue.push(gather_keys(k))
         return {"loss": loss.value, "loss_ins": loss_ins.detach(), "acc": top1(logits)}
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """The L2-normalised query projection (the weighted-kNN monitor's feature)."""
-        return self.branch.query(x)
-
-    def export_encoders(self) -> dict[str, nn.Module]:
-        return {self.primary: self.query_encoder}
-
-    @property
-    def query_encoder(self) -> nn.Module:
-        """The backbone downstream evaluation uses (saved as encoder.pt)."""
-        return self.branch.query.encoder

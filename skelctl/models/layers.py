@@ -15,6 +15,19 @@ from skelctl.data.layout import Layout
 from skelctl.errors import SkelctlError
 
 
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode (BN running statistics, no dropout) and no gradients inside the block; the
+    module's own mode restored afterwards. The one eval-then-restore of the code base."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield module
+    finally:
+        module.train(was_training)
+
+
 def check_input(x: torch.Tensor, encoder: str, expected: tuple[int, int, int, int]) -> None:
     """Refuse a batch whose (C, T, V, M) differ from what the encoder was built for.
 
