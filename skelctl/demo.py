@@ -54,8 +54,7 @@ class DemoSettings:
     semisup_epochs: int | None = 15  # None: the presets' 30 (fine-tuning is the costly protocol)
     device: str = "cpu"
     benchmark: str = BENCHMARK  # the split pretraining and evaluation use (other datasets: theirs)
-    # auto: bf16 where it is clearly faster than fp32 (the engine times both on the model: 1.5x
-    # on the 2-core AMX reference CPU, which fits both pretrainings in the 10 minutes), else fp32
+    # auto: bf16 where the engine's trial on the model finds it clearly faster than fp32, else fp32
     precision: str = "auto"
 
 

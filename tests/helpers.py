@@ -1,5 +1,6 @@
 """What several test modules share: running `skelctl` (in-process and as a subprocess), tiny
-datasets, copies of the real raw fixtures, small encoder settings. Fixtures are in conftest.py."""
+datasets, copies of the real raw fixtures, small encoder settings, tiny encoders and the run
+directories evaluation tests start from (`make_run`). Fixtures are in conftest.py."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from skelctl.cli.app import main
 from skelctl.data.layout import get_layout
 from skelctl.data.store import DatasetWriter, open_dataset
+from skelctl.engine.checkpoint import EncoderInfo, save_encoder
+from skelctl.engine.config import PretrainConfig, StageConfig, to_yaml
 from skelctl.models.registry import build_encoder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,3 +134,50 @@ def assert_encoders_run(dataset: Path, name: str, layout: str) -> None:
         features = encoder(x)
     assert features.shape == (3, encoder.feature_dim)
     assert torch.isfinite(features).all()
+
+
+TINY_ENCODERS = {"stgcn": {"base_channels": 4, "feature_dim": 16},
+                 "gru": {"hidden_size": 16, "num_layers": 1}}
+FRAMES = 16  # the clip length of the evaluation tests' run directories (`make_run`)
+
+
+def tiny_encoder(seed: int = 0, arch: str = "stgcn") -> nn.Module:
+    """A narrow encoder. The ST-GCN gets PyTorch's default init: the reference N(0, 0.02) init
+    makes features ~1e-8, useless for testing what a classifier does with them. (Its features
+    all point almost the same way, though: retrieval tests use the GRU, whose cosine
+    similarities are well spread.)"""
+    torch.manual_seed(seed)
+    encoder = build_encoder(arch, get_layout("ntu25"), frames=FRAMES, **TINY_ENCODERS[arch])
+    if arch == "stgcn":
+        for module in encoder.modules():
+            if module is not encoder and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    return encoder
+
+
+def make_run(
+    root: Path,
+    dataset: Path,
+    name: str = "run",
+    stream: str = "joint",
+    seed: int = 0,
+    arch: str = "stgcn",
+    linear: StageConfig | None = None,
+    semisup: StageConfig | None = None,
+) -> Path:
+    """A run directory as `skelctl pretrain` leaves it: encoder.pt (+ info) and config.yaml."""
+    run = root / name
+    run.mkdir(parents=True)
+    layout = get_layout("ntu25")
+    info = EncoderInfo(method="skelemix", preset="skelemix", dataset=str(dataset), benchmark="xsub",
+                       stream=stream, frames=FRAMES, preprocess_options=open_dataset(dataset).options,
+                       layout=layout.to_dict(), epoch=3, encoder=arch)
+    save_encoder(run / "encoder.pt", tiny_encoder(seed, arch), info)
+    cfg = PretrainConfig(preset="skelemix")
+    cfg.data.frames = FRAMES
+    cfg.evaluation.linear = linear or StageConfig(epochs=4, batch_size=16, lr=0.5, milestones=(3,),
+                                                  weight_decay=0.0)
+    tiny_semisup = semisup or StageConfig(epochs=2, batch_size=8, lr=0.05, milestones=(1,))
+    cfg.evaluation.semisup_1 = cfg.evaluation.semisup_10 = cfg.evaluation.finetune = tiny_semisup
+    (run / "config.yaml").write_text(to_yaml(cfg))
+    return run

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_skelctl, write_tiny_dataset
-from test_evaluate_linear import make_run
+from helpers import make_run, run_skelctl, write_tiny_dataset
 
 from skelctl.data.store import open_dataset
 
@@ -141,7 +140,8 @@ def test_bad_queries_fail_with_one_line(workspace: Path, tmp_path: Path) -> None
 
 def test_help_of_every_command_shows_plain_metavars() -> None:
     """No typer placeholders in --help: flags show no value, arguments and options their name
-    (`OUT_DIR`, `N`, `sgn|skelemix|isc|none`), never `<bool>`, `<int range>` or `{out_dir}`."""
+    (`OUT_DIR`, `N`, `sgn|skelemix|isc|none`), never `<bool>`, `<int range>`, `{out_dir}` or
+    `[[SAMPLE|INDEX]]`."""
     from typer.testing import CliRunner
 
     from skelctl.cli.app import COMMANDS, app
@@ -151,5 +151,5 @@ def test_help_of_every_command_shows_plain_metavars() -> None:
         done = runner.invoke(app, [name, "--help"], env={"COLUMNS": "200"})
         assert done.exit_code == 0, (name, done.output)
         assert "Usage: skelctl " + name in done.output
-        for placeholder in ("<bool>", "<int", "<float", "<str>", "<path>", "{"):
+        for placeholder in ("<bool>", "<int", "<float", "<str>", "<path>", "{", "[["):
             assert placeholder not in done.output, (name, placeholder, done.output)

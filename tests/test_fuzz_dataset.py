@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import ntu_raw, run_cli
+from helpers import make_run, ntu_raw, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_evaluate_linear import make_run
 
 from skelctl.data.preprocess import PreprocessOptions, preprocess
 

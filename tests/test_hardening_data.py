@@ -17,8 +17,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from helpers import REPO, ntu_raw, run_cli, tiny_overrides, write_tiny_dataset
-from test_evaluate_linear import make_run
+from helpers import (
+    REPO,
+    make_run,
+    ntu_raw,
+    run_cli,
+    tiny_encoder,
+    tiny_overrides,
+    write_tiny_dataset,
+)
 
 from skelctl.atomic import atomic_path, remove_stale_temps, temp_prefix, write_text_atomic
 from skelctl.data.npy import MAX_BYTES, read_npy
@@ -341,8 +348,6 @@ def umask():
 
 
 def test_row14_outputs_get_the_mode_open_would_give(shared_fixtures, tmp_path, umask):
-    from test_evaluate_linear import tiny_encoder
-
     from skelctl.engine.checkpoint import save_encoder
     from skelctl.evaluate.index import build_faiss, save_index
     from skelctl.viz import new_figure, save_figure

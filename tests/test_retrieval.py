@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import write_tiny_dataset
-from test_evaluate_linear import make_run
+from helpers import make_run, write_tiny_dataset
 
 from skelctl.augment.inputs import ClipView
 from skelctl.data.clipfile import as_clip

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_evaluate_linear import FRAMES, make_run, tiny_encoder
+from helpers import FRAMES, make_run, tiny_encoder
 from torch import nn
 
 from skelctl.augment.inputs import ClipView

@@ -148,7 +148,7 @@ def load_first_good(candidates: Iterable[Path]) -> tuple[dict[str, Any], Path] |
 
 
 def _encoder_file(encoder: nn.Module, info: EncoderInfo | Mapping[str, Any]) -> dict[str, Any]:
-    """`info` may be given as the dict of its fields (the training loop builds it so)."""
+    """`info` may be given as the dict of its fields."""
     typed = info if isinstance(info, EncoderInfo) else EncoderInfo.from_dict(info)
     state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
     return {"format": ENCODER_FORMAT, "config": dict(encoder.config), "state_dict": state,

@@ -49,9 +49,8 @@ def settle_cpu_kernels() -> None:
 
     Why: oneMKL picks a VML function's kernel on its first call, and when that first call runs
     on several threads at once one thread's share can come from a low-accuracy kernel
-    (pytorch/pytorch#188792). Measured with torch 2.13 on 2 threads: the first `cos` of 3,000
-    float32 values in a fresh process was off by up to 3e-4 in 5 of 24 processes (1e-7 after
-    this call), so the same seed did not always give the same numbers.
+    (pytorch/pytorch#188792), so the same seed did not always give the same numbers
+    (docs/perf-memory.md).
     """
     for dtype in (torch.float32, torch.float64):
         one = torch.full((1,), 0.5, dtype=dtype)

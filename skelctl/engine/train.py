@@ -23,6 +23,7 @@ the epoch's running loss sums.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -41,7 +42,7 @@ from torch import nn
 from skelctl.atomic import atomic_path
 from skelctl.console import err, progress
 from skelctl.engine import distributed
-from skelctl.engine.checkpoint import load_first_good, save_checkpoint, save_encoders
+from skelctl.engine.checkpoint import EncoderInfo, load_first_good, save_checkpoint, save_encoders
 from skelctl.engine.config import (
     PretrainConfig,
     build_config,
@@ -211,7 +212,7 @@ class Trainer:
 
     def __init__(
         self, cfg: PretrainConfig, run: RunDir, ctx: DistContext, device: torch.device,
-        method: nn.Module, bank: Any, test_bank: Any, layout: Any, info: dict[str, Any],
+        method: nn.Module, bank: Any, test_bank: Any, layout: Any, info: EncoderInfo,
         show_progress: bool = True,
     ):
         self.cfg, self.run_dir, self.ctx, self.device = cfg, run, ctx, device
@@ -518,7 +519,7 @@ class Trainer:
         primary = getattr(self.method, "primary", next(iter(encoders)))
         files = []
         for name, encoder in encoders.items():
-            info = {**self.info, "epoch": self.state.epoch, "encoder": name}
+            info = dataclasses.replace(self.info, epoch=self.state.epoch, encoder=name)
             files.append((self.run_dir.encoder_path(name), encoder, info))
             if name == primary:
                 files.append((self.run_dir.encoder_path(), encoder, info))
@@ -628,7 +629,7 @@ def copy_file(src: Path, dst: Path) -> None:
 def pretrain(cfg: PretrainConfig, out: str | Path | None = None, show_progress: bool = True) -> dict[str, Any] | None:
     """Train `cfg` into run directory `out` (resuming it when it holds a run), or a new one in
     the runs root; returns the summary (None on ranks other than 0). Works under torchrun."""
-    from skelctl.data.clips import ClipBank
+    from skelctl.augment.inputs import ClipView
     from skelctl.data.store import open_dataset
     from skelctl.methods import build_method
     from skelctl.paths import resolve_dataset
@@ -656,17 +657,16 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, show_progress: 
             check_batch(cfg, ctx.world_size, len(train_idx))
             if ctx.is_main:
                 err.print(f"loading the {cfg.data.benchmark} training split of {dataset_path}", highlight=False)
-            normalize = cfg.data.normalize
-            bank = ClipBank.from_dataset(ds, train_idx, device, normalize)
+            view = ClipView(cfg.data.frames, cfg.data.stream, layout, cfg.data.normalize)
+            bank = view.load(ds, train_idx, device)
             test_bank = None
             if cfg.train.knn_every and ctx.is_main:
-                test_bank = ClipBank.from_dataset(ds, ds.split(cfg.data.benchmark, "test"), device,
-                                                  normalize)
-        info = {
-            "method": cfg.method.name, "preset": cfg.preset, "dataset": str(dataset_path),
-            "benchmark": cfg.data.benchmark, "stream": cfg.data.stream, "frames": cfg.data.frames,
-            "normalize": cfg.data.normalize, "preprocess_options": options, "layout": layout.to_dict(),
-        }
+                test_bank = view.load(ds, ds.split(cfg.data.benchmark, "test"), device)
+        info = EncoderInfo(
+            method=cfg.method.name, preset=cfg.preset, dataset=str(dataset_path),
+            benchmark=cfg.data.benchmark, stream=cfg.data.stream, frames=cfg.data.frames,
+            normalize=cfg.data.normalize, preprocess_options=options, layout=layout.to_dict(),
+        )
         trainer = Trainer(cfg, run, ctx, device, method, bank, test_bank, layout, info, show_progress)
         trainer.restore()
         trainer.choose_precision()

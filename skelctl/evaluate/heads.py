@@ -33,11 +33,10 @@ CLASSIFIER_INIT_STD = 0.02  # the SkeleMixCLR reference initialises its new fc N
 def override(stage: StageConfig, **values: Any) -> StageConfig:
     """`stage` with the command-line values that were given (None = keep).
 
-    A new `epochs` keeps the schedule's shape: milestones and warm-up scale with it. Why: cut
-    to 15 epochs, the 30-epoch 10% schedule (x0.1 at 20) never decayed, the weights still moved
-    at lr 0.1 in the last steps, and BatchNorm's running statistics lagged so far behind that
-    an ISC encoder fine-tuned this way scored 6.7% on its own training clips in eval mode
-    (59.9% on the test split with the full schedule)."""
+    A new `epochs` keeps the schedule's shape: milestones and warm-up scale with it. Why: a cut
+    schedule whose milestones stay put may never decay, and BatchNorm's running statistics then
+    lag so far behind the still-moving weights that eval-mode accuracy collapses
+    (docs/learning-synthetic.md)."""
     given = {k: v for k, v in values.items() if v is not None}
     epochs = given.pop("epochs", None)
     if epochs is not None and epochs < 1:
