@@ -298,6 +298,7 @@ def main() -> int:
     precisions = args.precisions.split(",")
     for method in methods:
         runs: dict[str, list[dict]] = {}
+        reference = None
         for round_ in range(1, args.rounds + 1):
             configs = [("reference", ["reference", method, str(Path(references[method]).resolve())], [])] * (method in references)
             configs += [(p, [method, p], args.set) for p in precisions]
@@ -307,56 +308,65 @@ def main() -> int:
                 runs.setdefault(name, []).append(result)
                 print(f"  ({method} {name}, round {round_}: {_laps(result['step_seconds'], clock)}, "
                       f"peak RSS {result['peak_rss_gib']:.2f} GiB)", flush=True)
-        report(method, runs, args.device, clock, {"fp32": fp32, "bf16": bf16})
+                if round_ == args.rounds:  # its last round: its lines now, so a run stopped later keeps them
+                    if name == "reference":
+                        reference = report_reference(method, runs[name], clock)
+                    else:
+                        report(method, runs[name], reference, args.device, clock, {"fp32": fp32, "bf16": bf16})
     return 0
 
 
-def report(method: str, runs: dict[str, list[dict]], device: str, clock: str, matmul: dict[str, float]) -> None:
-    """The lines of one method: the reference, each precision, the ratios and targets, all from
-    the `clock` seconds ("cpu" or "wall")."""
+def report_reference(method: str, results: list[dict], clock: str) -> tuple[float, float]:
+    """The reference's line; its rate (by `clock`: "cpu" or "wall") and peak RSS."""
+    steps = _pooled(results, "step_seconds")
+    reference = rate(steps[clock]), max(r["peak_rss_gib"] for r in results)
+    print(f"{method:8s} reference, fp32: {reference[0]:6.2f} {_unit(clock)} ({_laps(steps, clock)}); "
+          f"peak RSS {reference[1]:.2f} GiB", flush=True)
+    return reference
+
+
+def report(method: str, results: list[dict], reference: tuple[float, float] | None, device: str, clock: str,
+           matmul: dict[str, float]) -> None:
+    """The lines of one precision: rate, memory, encoder share, the ratios to the `reference`
+    (rate, peak RSS) and the targets, all from the `clock` seconds."""
     memory = "GPU memory" if device == "cuda" else "RSS"
-    unit = "samples/CPU-s" if clock == "cpu" else "samples/s"
-    reference = None
-    if "reference" in runs:
-        ref_steps = _pooled(runs["reference"], "step_seconds")
-        reference = rate(ref_steps[clock]), max(r["peak_rss_gib"] for r in runs["reference"])
-        print(f"{method:8s} reference, fp32: {reference[0]:6.2f} {unit} ({_laps(ref_steps, clock)}); "
-              f"peak RSS {reference[1]:.2f} GiB", flush=True)
-    for precision, results in runs.items():
-        if precision == "reference":
-            continue
-        first = results[0]
-        step_s = _pooled(results, "step_seconds")
-        encoder_s = _pooled(results, "encoder_seconds")
-        peak = max(r["cuda_peak_gib"] if device == "cuda" else r["peak_rss_gib"] for r in results)
-        samples = rate(step_s[clock])
-        encoder = statistics.median(encoder_s[clock])
-        share = encoder / statistics.median(step_s[clock])
-        plan = ", ".join([f"{first['accumulate']} micro-batches"] * (first["accumulate"] > 1)
-                         + ["activation checkpointing"] * first["checkpointing"]) or "whole batch"
-        predicted = "" if first["predicted_gib"] is None else f", predicted {first['predicted_gib']:.2f} GiB"
-        print(f"{method:8s} skelctl {precision}->{first['precision']}: {samples:6.2f} {unit} ({_laps(step_s, clock)}); "
-              f"peak {memory} {peak:.2f} GiB ({plan}{predicted}, budget {first['budget_gib']:.2f} GiB); "
-              f"encoder passes {encoder:.1f} {'CPU-s' if clock == 'cpu' else 's'} = {100 * share:.0f}% of the step "
-              f"({_laps(encoder_s, clock)})", flush=True)
-        checks = []
-        target = TARGET_SPEEDUP.get((method, first["precision"]))
-        if reference is not None:
-            ratio = samples / reference[0]
-            checks.append(f"x{ratio:.2f} the reference's {unit}"
-                          + (f" (target x{target}: {verdict(ratio, target)})" if target else "")
-                          + f", x{peak / reference[1]:.2f} its peak RSS")
-        elif target:
-            checks.append(f"speed target x{target} the reference: not measured (pass --reference-{method} DIR)")
-        if device == "cpu":
-            checks.append(f"peak RSS <= {TARGET_GIB} GiB: {verdict(peak, TARGET_GIB, higher_is_better=False)}")
-        checks.append(f"encoder share >= {TARGET_ENCODER_SHARE:.0%}: {verdict(share, TARGET_ENCODER_SHARE)}")
-        if first["tflop_per_step"] is not None:
-            effective = first["tflop_per_step"] * 1e3 * samples / BATCH
-            peak_rate = matmul["fp32" if first["precision"] == "fp32" else "bf16"]
-            checks.append(f"{first['tflop_per_step']:.3f} TFLOP/step -> {effective:.0f} GFLOP/{'CPU-s' if clock == 'cpu' else 's'} "
-                          f"({100 * effective / peak_rate:.0f}% of the matmul rate)")
-        print("    " + "; ".join(checks), flush=True)
+    unit = _unit(clock)
+    first = results[0]
+    step_s = _pooled(results, "step_seconds")
+    encoder_s = _pooled(results, "encoder_seconds")
+    peak = max(r["cuda_peak_gib"] if device == "cuda" else r["peak_rss_gib"] for r in results)
+    samples = rate(step_s[clock])
+    encoder = statistics.median(encoder_s[clock])
+    share = encoder / statistics.median(step_s[clock])
+    plan = ", ".join([f"{first['accumulate']} micro-batches"] * (first["accumulate"] > 1)
+                     + ["activation checkpointing"] * first["checkpointing"]) or "whole batch"
+    predicted = "" if first["predicted_gib"] is None else f", predicted {first['predicted_gib']:.2f} GiB"
+    print(f"{method:8s} skelctl {first['requested']}->{first['precision']}: {samples:6.2f} {unit} ({_laps(step_s, clock)}); "
+          f"peak {memory} {peak:.2f} GiB ({plan}{predicted}, budget {first['budget_gib']:.2f} GiB); "
+          f"encoder passes {encoder:.1f} {'CPU-s' if clock == 'cpu' else 's'} = {100 * share:.0f}% of the step "
+          f"({_laps(encoder_s, clock)})", flush=True)
+    checks = []
+    target = TARGET_SPEEDUP.get((method, first["precision"]))
+    if reference is not None:
+        ratio = samples / reference[0]
+        checks.append(f"x{ratio:.2f} the reference's {unit}"
+                      + (f" (target x{target}: {verdict(ratio, target)})" if target else "")
+                      + f", x{peak / reference[1]:.2f} its peak RSS")
+    elif target:
+        checks.append(f"speed target x{target} the reference: not measured (pass --reference-{method} DIR)")
+    if device == "cpu":
+        checks.append(f"peak RSS <= {TARGET_GIB} GiB: {verdict(peak, TARGET_GIB, higher_is_better=False)}")
+    checks.append(f"encoder share >= {TARGET_ENCODER_SHARE:.0%}: {verdict(share, TARGET_ENCODER_SHARE)}")
+    if first["tflop_per_step"] is not None:
+        effective = first["tflop_per_step"] * 1e3 * samples / BATCH
+        peak_rate = matmul["fp32" if first["precision"] == "fp32" else "bf16"]
+        checks.append(f"{first['tflop_per_step']:.3f} TFLOP/step -> {effective:.0f} GFLOP/{'CPU-s' if clock == 'cpu' else 's'} "
+                      f"({100 * effective / peak_rate:.0f}% of the matmul rate)")
+    print("    " + "; ".join(checks), flush=True)
+
+
+def _unit(clock: str) -> str:
+    return "samples/CPU-s" if clock == "cpu" else "samples/s"
 
 
 def _pooled(results: list[dict], key: str) -> dict[str, list[float]]:
