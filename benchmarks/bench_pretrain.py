@@ -300,7 +300,7 @@ def main() -> int:
         runs: dict[str, list[dict]] = {}
         reference = None
         for round_ in range(1, args.rounds + 1):
-            configs = [("reference", ["reference", method, str(Path(references[method]).resolve())], [])] * (method in references)
+            configs = [("reference", ["reference", method, str(Path(references[method]).resolve())], [])] if method in references else []
             configs += [(p, [method, p], args.set) for p in precisions]
             for name, what, overrides in configs:
                 result = run_worker(what, args.device, steps, args.threads, overrides,
