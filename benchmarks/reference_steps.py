@@ -79,24 +79,26 @@ def _on_cpu() -> None:
 
 
 class TimedBatches:
-    """A data loader of `steps` copies of one random batch; the time at each fetch, so the
-    difference of two is one whole iteration of the reference's loop."""
+    """A data loader of `steps` copies of one random batch; the process's CPU time and the wall
+    time at each fetch, so the difference of two is one whole iteration of the reference's loop."""
 
     def __init__(self, batch: object, steps: int):
         self.batch, self.steps = batch, steps
-        self.fetched_at: list[float] = []
+        self.fetched_at: list[tuple[float, float]] = []
 
     def __len__(self) -> int:
         return self.steps
 
     def __iter__(self) -> Iterator[object]:
         for _ in range(self.steps):
-            self.fetched_at.append(time.perf_counter())
+            self.fetched_at.append((time.process_time(), time.perf_counter()))
             yield self.batch
-        self.fetched_at.append(time.perf_counter())
+        self.fetched_at.append((time.process_time(), time.perf_counter()))
 
-    def step_seconds(self) -> list[float]:
-        return [b - a for a, b in itertools.pairwise(self.fetched_at)]
+    def step_seconds(self) -> dict[str, list[float]]:
+        """{"cpu": CPU seconds of each step (all the process's threads), "wall": wall seconds}."""
+        pairs = list(itertools.pairwise(self.fetched_at))
+        return {"cpu": [b[0] - a[0] for a, b in pairs], "wall": [b[1] - a[1] for a, b in pairs]}
 
 
 def skelemix_epoch(directory: str, batch: int, frames: int) -> tuple[Callable[[TimedBatches], None], Callable[[int], TimedBatches]]:
@@ -185,10 +187,11 @@ def _accuracy(output: torch.Tensor, target: torch.Tensor, topk: tuple[int, ...])
 BUILDERS = {"skelemix": skelemix_epoch, "isc": isc_epoch}
 
 
-def run(method: str, directory: str, batch: int, frames: int, warm_up: int, steps: int) -> list[float]:
-    """Seconds of each of `steps` steps after `warm_up` steps (the reference's prints go to stderr)."""
+def run(method: str, directory: str, batch: int, frames: int, warm_up: int, steps: int) -> dict[str, list[float]]:
+    """CPU and wall seconds of each of `steps` steps after `warm_up` steps (`TimedBatches.step_seconds`;
+    the reference's prints go to stderr)."""
     with contextlib.redirect_stdout(sys.stderr):
         epoch, batches = BUILDERS[method](directory, batch, frames)
         loader = batches(warm_up + steps)
         epoch(loader)
-    return loader.step_seconds()[warm_up:]
+    return {clock: seconds[warm_up:] for clock, seconds in loader.step_seconds().items()}
