@@ -7,7 +7,7 @@ engine's training step (`Trainer._step`: views from a ClipBank, forward, backwar
 precision, as shipped (the preset's memory budget picks micro-batches / activation checkpointing,
 engine/memory.py), for `--steps` timed steps after a warm-up step; then the encoder passes such a
 step runs, timed alone (forward + backward of each query encoder pass, forward of each key
-encoder, random inputs, in the step's precision, without checkpointing): the encoder share of
+encoder, random inputs, in the step's precision and micro-batches, without checkpointing): the encoder share of
 the step is what the rest of the step costs. With `--reference-skelemix DIR` / `--reference-isc
 DIR` (a checkout of github.com/czhaneva/SkeleMixCLR / github.com/fmthoker/skeleton-contrast) the
 reference's own training loop runs in a subprocess too (benchmarks/reference_steps.py: its model,
@@ -131,20 +131,23 @@ def encoder_passes(method: torch.nn.Module) -> list[tuple[torch.nn.Module, int, 
     return passes
 
 
-def time_encoder_passes(method: torch.nn.Module, precision, laps: Laps) -> None:
-    """One lap of `laps`: the encoder passes of one step, on random clips of the step's shape."""
+def time_encoder_passes(method: torch.nn.Module, precision, laps: Laps, micro_batches: int = 1) -> None:
+    """One lap of `laps`: the encoder passes of one step, on random clips of the step's shape,
+    in the step's `micro_batches` (its memory plan), without activation checkpointing: what the
+    step would cost if it were nothing but its encoders."""
     from skelctl.engine.precision import autocast
     from skelctl.models.layers import use_activation_checkpointing
 
     use_activation_checkpointing(method, False)
-    x = torch.randn(BATCH, 3, FRAMES, 25, 2, device=laps.device)
+    x = torch.randn(BATCH // micro_batches, 3, FRAMES, 25, 2, device=laps.device)
     with laps.lap():
-        for encoder, passes, grad in encoder_passes(method):
-            for _ in range(passes):
-                with torch.set_grad_enabled(grad), autocast(precision, laps.device):
-                    out = encoder(x)
-                if grad:
-                    out.float().sum().backward()
+        for _ in range(micro_batches):
+            for encoder, passes, grad in encoder_passes(method):
+                for _ in range(passes):
+                    with torch.set_grad_enabled(grad), autocast(precision, laps.device):
+                        out = encoder(x)
+                    if grad:
+                        out.float().sum().backward()
     for p in method.parameters():
         p.grad = None
 
@@ -185,7 +188,7 @@ def worker(method: str, precision: str, device_name: str, steps: int, overrides:
         cuda_peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
         plan = trainer.memory_plan
         for _ in range(steps):
-            time_encoder_passes(model, trainer.precision, encoder_laps)
+            time_encoder_passes(model, trainer.precision, encoder_laps, plan.accumulate)
         tflop = None
         if flops:
             counter = FlopCounterMode(display=False)  # last: the counter keeps alive what training frees
