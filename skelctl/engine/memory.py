@@ -104,11 +104,12 @@ def available_bytes() -> int | None:
     return None
 
 
-def memory_budget(mib: int | None) -> int:
-    """`train.memory_budget_mib` in bytes; None: what the process holds now plus half of the
-    memory available (8 GiB where neither can be read)."""
+def memory_budget(mib: int | None, clip_bytes: int = 0) -> int:
+    """`train.memory_budget_mib` in bytes, besides the `clip_bytes` of clips the run holds in
+    memory; None: what the process holds now (the clips included) plus half of the memory
+    available (8 GiB where neither can be read)."""
     if mib is not None:
-        return mib * MIB
+        return mib * MIB + clip_bytes
     resident, available = resident_bytes(), available_bytes()
     if resident is None or available is None:
         return 8 * 2**30

@@ -227,9 +227,8 @@ class Trainer:
         )
         self.state = TrainState()
         self.release_memory = None  # after each loss term: trims the C heap above the budget
-        self.memory_budget = memory_budget(cfg.train.memory_budget_mib)
-        if cfg.train.memory_budget_mib is not None:  # a set budget is the run's beyond its clips
-            self.memory_budget += sum(b.nbytes for b in (bank, test_bank) if b is not None)
+        self.memory_budget = memory_budget(cfg.train.memory_budget_mib,
+                                           sum(b.nbytes for b in (bank, test_bank) if b is not None))
         if device.type == "cpu":
             trim_above = cfg.train.release_memory_above_mib
             trim_above = self.memory_budget if trim_above is None else trim_above * 2**20
