@@ -236,7 +236,7 @@ def verdict(value: float, target: float, higher_is_better: bool = True) -> str:
     met = value >= target if higher_is_better else value <= target
     if met:
         return "met"
-    return f"MISSED by {100 * abs(value - target) / target:.0f}%"
+    return f"MISSED by {100 * abs(value - target) / target:.1f}%"
 
 
 def main() -> int:

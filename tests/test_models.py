@@ -358,3 +358,22 @@ def test_activation_checkpointing_keeps_less_and_changes_nothing_else(name, kwar
         torch.testing.assert_close(buffers_ckpt[key], buffer, rtol=0, atol=0, msg=key)
     with torch.no_grad():  # evaluation ignores the flag
         torch.testing.assert_close(checkpointed.eval()(x), plain.eval()(x), rtol=0, atol=0)
+
+
+def test_dropout_zeroes_a_p_share_scales_the_rest_and_routes_the_gradient_through_the_kept():
+    from skelctl.models.layers import Dropout
+
+    drop = Dropout(0.5).train()
+    x = torch.full((200, 500), 3.0, requires_grad=True)
+    torch.manual_seed(0)
+    y = drop(x)
+    kept = y != 0
+    assert 0.48 < kept.float().mean().item() < 0.52
+    assert torch.all(y[kept] == 6.0)  # 3 / (1 - p)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, kept.float() * 2.0, rtol=0, atol=0)
+    torch.manual_seed(0)
+    assert torch.equal(drop(x.detach()), y.detach())  # the mask comes from the seeded generator
+    assert torch.equal(drop.eval()(x), x)
+    assert torch.equal(Dropout(0.0).train()(x), x)
+    assert not Dropout(1.0).train()(x).any()

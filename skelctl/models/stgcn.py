@@ -12,7 +12,7 @@ from torch import nn
 
 from skelctl.data.layout import Layout
 from skelctl.models.graph import NUM_SUBSETS, adjacency
-from skelctl.models.layers import GraphEncoder, TemporalConv, init_normal_, residual_branch
+from skelctl.models.layers import Dropout, GraphEncoder, TemporalConv, init_normal_, residual_branch
 from skelctl.models.registry import register_encoder
 
 TEMPORAL_KERNEL = 9
@@ -35,7 +35,7 @@ class STGCNBlock(nn.Module):
             nn.BatchNorm2d(out_channels),
             nn.ReLU(inplace=True),
             TemporalConv(out_channels, out_channels, TEMPORAL_KERNEL, stride),
-            nn.Dropout(dropout),
+            Dropout(dropout),
         )
         self.residual = residual_branch(in_channels, out_channels, stride, residual)
         self.relu = nn.ReLU(inplace=True)
