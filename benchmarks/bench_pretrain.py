@@ -131,14 +131,16 @@ def encoder_passes(method: torch.nn.Module) -> list[tuple[torch.nn.Module, int, 
     return passes
 
 
-def time_encoder_passes(method: torch.nn.Module, precision, laps: Laps, micro_batches: int = 1) -> None:
+def time_encoder_passes(method: torch.nn.Module, precision, laps: Laps, micro_batches: int = 1,
+                        checkpointing: bool = False) -> None:
     """One lap of `laps`: the encoder passes of one step, on random clips of the step's shape,
-    in the step's `micro_batches` (its memory plan), without activation checkpointing: what the
-    step would cost if it were nothing but its encoders."""
+    in the step's `micro_batches` (its memory plan), without activation checkpointing (what the
+    step would cost if it were nothing but its encoders) or, with `checkpointing`, with the
+    recompute the plan pays for its memory."""
     from skelctl.engine.precision import autocast
     from skelctl.models.layers import use_activation_checkpointing
 
-    use_activation_checkpointing(method, False)
+    use_activation_checkpointing(method, checkpointing)
     x = torch.randn(BATCH // micro_batches, 3, FRAMES, 25, 2, device=laps.device)
     with laps.lap():
         for _ in range(micro_batches):
@@ -189,6 +191,9 @@ def worker(method: str, precision: str, device_name: str, steps: int, overrides:
         plan = trainer.memory_plan
         for _ in range(steps):
             time_encoder_passes(model, trainer.precision, encoder_laps, plan.accumulate)
+        recompute_laps = Laps(device)
+        for _ in range(steps if plan.checkpointing else 0):
+            time_encoder_passes(model, trainer.precision, recompute_laps, plan.accumulate, checkpointing=True)
         tflop = None
         if flops:
             counter = FlopCounterMode(display=False)  # last: the counter keeps alive what training frees
@@ -199,7 +204,7 @@ def worker(method: str, precision: str, device_name: str, steps: int, overrides:
     return {
         "method": method, "requested": precision, "precision": trainer.precision.name,
         "queue": cfg.method.moco.queue_size, "step_seconds": step_laps.seconds,
-        "encoder_seconds": encoder_laps.seconds,
+        "encoder_seconds": encoder_laps.seconds, "checkpointed_encoder_seconds": recompute_laps.seconds,
         "accumulate": plan.accumulate, "checkpointing": plan.checkpointing,
         "predicted_gib": None if trainer.predicted_peak is None else trainer.predicted_peak / 2**30,
         "budget_gib": trainer.memory_budget / 2**30,
@@ -347,7 +352,7 @@ def report(method: str, results: list[dict], reference: tuple[float, float] | No
     print(f"{method:8s} skelctl {first['requested']}->{first['precision']}: {samples:6.2f} {unit} ({_laps(step_s, clock)}); "
           f"peak {memory} {peak:.2f} GiB ({plan}{predicted}, budget {first['budget_gib']:.2f} GiB); "
           f"encoder passes {encoder:.1f} {'CPU-s' if clock == 'cpu' else 's'} = {100 * share:.0f}% of the step "
-          f"({_laps(encoder_s, clock)})", flush=True)
+          f"({_laps(encoder_s, clock)})" + _checkpointed_share(results, step_s, clock), flush=True)
     checks = []
     target = TARGET_SPEEDUP.get((method, first["precision"]))
     if reference is not None:
@@ -366,6 +371,16 @@ def report(method: str, results: list[dict], reference: tuple[float, float] | No
         checks.append(f"{first['tflop_per_step']:.3f} TFLOP/step -> {effective:.0f} GFLOP/{'CPU-s' if clock == 'cpu' else 's'} "
                       f"({100 * effective / peak_rate:.0f}% of the matmul rate)")
     print("    " + "; ".join(checks), flush=True)
+
+
+def _checkpointed_share(results: list[dict], step_s: dict[str, list[float]], clock: str) -> str:
+    """'; with the plan's activation checkpointing N CPU-s = P%' where the plan recomputes."""
+    checkpointed = _pooled(results, "checkpointed_encoder_seconds")
+    if not checkpointed[clock]:
+        return ""
+    seconds = statistics.median(checkpointed[clock])
+    return (f"; with the plan's activation checkpointing {seconds:.1f} {'CPU-s' if clock == 'cpu' else 's'} = "
+            f"{100 * seconds / statistics.median(step_s[clock]):.0f}% of the step ({_laps(checkpointed, clock)})")
 
 
 def _unit(clock: str) -> str:
