@@ -286,7 +286,7 @@ def main() -> int:
     clock = "cpu" if args.device == "cpu" and args.threads == 1 else "wall"
     timer = time.process_time if clock == "cpu" else time.perf_counter
     fp32, bf16 = (matmul_gflops(dtype, args.device, timer) for dtype in (torch.float32, torch.bfloat16))
-    per = "CPU-s" if clock == "cpu" else "s"
+    per = _seconds(clock)
     print(f"machine: {args.device}, {cpu_name()}, {args.threads} thread(s) per process; matmul 2048^3: fp32 {fp32:.0f} "
           f"GFLOP/{per}, bf16 {bf16:.0f} GFLOP/{per} (x{bf16 / fp32:.2f})", flush=True)
     if clock == "cpu":
@@ -351,7 +351,7 @@ def report(method: str, results: list[dict], reference: tuple[float, float] | No
     predicted = "" if first["predicted_gib"] is None else f", predicted {first['predicted_gib']:.2f} GiB"
     print(f"{method:8s} skelctl {first['requested']}->{first['precision']}: {samples:6.2f} {unit} ({_laps(step_s, clock)}); "
           f"peak {memory} {peak:.2f} GiB ({plan}{predicted}, budget {first['budget_gib']:.2f} GiB); "
-          f"encoder passes {encoder:.1f} {'CPU-s' if clock == 'cpu' else 's'} = {100 * share:.0f}% of the step "
+          f"encoder passes {encoder:.1f} {_seconds(clock)} = {100 * share:.0f}% of the step "
           f"({_laps(encoder_s, clock)})" + _checkpointed_share(results, step_s, clock), flush=True)
     checks = []
     target = TARGET_SPEEDUP.get((method, first["precision"]))
@@ -368,7 +368,7 @@ def report(method: str, results: list[dict], reference: tuple[float, float] | No
     if first["tflop_per_step"] is not None:
         effective = first["tflop_per_step"] * 1e3 * samples / BATCH
         peak_rate = matmul["fp32" if first["precision"] == "fp32" else "bf16"]
-        checks.append(f"{first['tflop_per_step']:.3f} TFLOP/step -> {effective:.0f} GFLOP/{'CPU-s' if clock == 'cpu' else 's'} "
+        checks.append(f"{first['tflop_per_step']:.3f} TFLOP/step -> {effective:.0f} GFLOP/{_seconds(clock)} "
                       f"({100 * effective / peak_rate:.0f}% of the matmul rate)")
     print("    " + "; ".join(checks), flush=True)
 
@@ -379,12 +379,16 @@ def _checkpointed_share(results: list[dict], step_s: dict[str, list[float]], clo
     if not checkpointed[clock]:
         return ""
     seconds = statistics.median(checkpointed[clock])
-    return (f"; with the plan's activation checkpointing {seconds:.1f} {'CPU-s' if clock == 'cpu' else 's'} = "
+    return (f"; with the plan's activation checkpointing {seconds:.1f} {_seconds(clock)} = "
             f"{100 * seconds / statistics.median(step_s[clock]):.0f}% of the step ({_laps(checkpointed, clock)})")
 
 
+def _seconds(clock: str) -> str:
+    return "CPU-s" if clock == "cpu" else "s"
+
+
 def _unit(clock: str) -> str:
-    return "samples/CPU-s" if clock == "cpu" else "samples/s"
+    return f"samples/{_seconds(clock)}"
 
 
 def _pooled(results: list[dict], key: str) -> dict[str, list[float]]:
