@@ -4,13 +4,9 @@ as shipped but for a shorter budget: 620 steps instead of 1,500) on the whole of
 clips) and the raw normalised coordinates, both measured in the same test. Protocols: the
 preset's linear probe (standardized features) and cosine 1-NN, train split as gallery.
 
-Asserted: linear evaluation beats the twin by MIN_LINEAR_MARGIN points. Measured at this budget
-(fp32; top-1 % linear / 1-NN): seed 0 (this test) 55.9 / 57.9 on 2 threads, 55.9 / 50.1 on 1,
-against the twin's 41.9 / 47.1 and raw 66.1 / 75.8 (62.0 / 75.8 on 1 thread); the preset's seed 2 (queue 256, 2 warm-up epochs) 69.8 / 60.0
-against 41.9 / 47.1. So at this budget the encoder is NOT above the raw coordinates, its 1-NN
-margin over the twin is small (+3.0 for seed 0), and on MSR Action3D seed 0 does not leave
-chance in 600 steps (27.1 / 12.5 against the twin's 25.3 / 19.0): neither is asserted here.
-The full-budget figures and the targets met and missed are in docs/bench-real.md.
+Asserted: linear evaluation beats the twin by MIN_LINEAR_MARGIN points, the one margin that
+holds at this budget; the other rows are printed. What this budget measures, and the targets the
+full budget meets and misses, are in docs/bench-real.md ("Short runs are not seed-robust").
 """
 
 from __future__ import annotations
@@ -27,7 +23,7 @@ BENCHMARK = "xview"
 SEED = 0
 EPOCHS = 20  # 31 steps each
 WARMUP_EPOCHS = 5  # ~150 steps, as the preset's warm-up once stretched to its 1,500 steps
-MIN_LINEAR_MARGIN = 5.0  # top-1 points over the twin (measured +14.0 for seed 0, +27.9 seed 2)
+MIN_LINEAR_MARGIN = 5.0  # top-1 points over the twin
 
 
 @pytest.mark.slow
