@@ -63,7 +63,7 @@ def small_config(name: str, queue_size: int = 256, **changes) -> MethodConfig:
     return cfg
 
 
-def small_isc(pair: tuple[str, str], queue_size: int = 256) -> ISC:
+def small_isc(pair: tuple[str, str], queue_size: int = 256, intra_weight: float = 0.0) -> ISC:
     moco = paper_defaults("isc").moco
     moco.queue_size = queue_size
     branches = {
@@ -72,7 +72,7 @@ def small_isc(pair: tuple[str, str], queue_size: int = 256) -> ISC:
         for r in pair
     }
     views = ViewMaker(paper_defaults("isc").augment, ClipView(ISC_FRAMES, "joint", LAYOUT))
-    return ISC(branches, views, moco.temperature, "sequence" if "sequence" in pair else pair[0])
+    return ISC(branches, views, moco.temperature, "sequence" if "sequence" in pair else pair[0], intra_weight)
 
 
 def views_of(method: nn.Module, n: int = 8, seed: int = 1) -> dict[str, torch.Tensor]:
@@ -344,6 +344,27 @@ def test_isc_pairs_contrast_across_representations(pair: tuple[str, str]) -> Non
         assert all(p.grad is None for p in branch.key.parameters())
     assert method.primary == ("sequence" if "sequence" in pair else "graph")
     assert set(method.export_encoders()) == set(pair)
+    assert "loss_intra" not in out
+    torch.testing.assert_close(out["loss"], out[f"loss_{s1}"] + out[f"loss_{s2}"])
+
+
+def test_isc_intra_weight_adds_each_querys_own_representation_key() -> None:
+    """`method.intra_weight` w: L = CE(q; l, Q2) + CE(r; k, Q1) + w [CE(q; k, Q1) + CE(r; l, Q2)]."""
+    torch.manual_seed(0)
+    method = small_isc(("sequence", "graph"), queue_size=32, intra_weight=0.5)
+    views = views_of(method, n=4)
+    first, second = method.branches["sequence"], method.branches["graph"]
+    with torch.no_grad():
+        q, r = first.query(views["query"]), second.query(views["query"])
+        k, l = first.key(views["key"]), second.key(views["key"])  # noqa: E741
+        q1, q2 = first.queue.keys.clone(), second.queue.keys.clone()
+    out = method(views)
+    inter = (nce(torch.cat([(q * l).sum(1, keepdim=True), q @ q2], 1) / 0.07)
+             + nce(torch.cat([(r * k).sum(1, keepdim=True), r @ q1], 1) / 0.07))
+    intra = (nce(torch.cat([(q * k).sum(1, keepdim=True), q @ q1], 1) / 0.07)
+             + nce(torch.cat([(r * l).sum(1, keepdim=True), r @ q2], 1) / 0.07))
+    torch.testing.assert_close(out["loss_intra"], intra, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out["loss"], inter + 0.5 * intra, rtol=1e-4, atol=1e-4)
 
 
 # --- every method -----------------------------------------------------------------------------
@@ -352,6 +373,8 @@ def test_isc_pairs_contrast_across_representations(pair: tuple[str, str]) -> Non
 def build_small(name: str, queue_size: int = 256) -> nn.Module:
     if name == "isc":
         return small_isc(("sequence", "graph"), queue_size)
+    if name == "isc+intra":
+        return small_isc(("sequence", "graph"), queue_size, intra_weight=1.0)
     if name == "isc-intra":
         cfg = small_config("isc-intra", queue_size, pair=("image", "image"),
                            encoder_kwargs={"channels": 16, "dropout": 0.0})
@@ -388,7 +411,7 @@ def test_one_sgd_step_lowers_the_loss_on_a_fixed_batch(name: str) -> None:
     assert 0.014 < before.item() - after.item() < 0.026, (before.item(), after.item())
 
 
-@pytest.mark.parametrize("name", ["skeletonclr", "skelemix", "isc"])
+@pytest.mark.parametrize("name", ["skeletonclr", "skelemix", "isc", "isc+intra"])
 def test_term_by_term_backward_gives_the_gradient_of_the_whole_loss(name: str) -> None:
     """The engine's memory saving (`LossSum`): back-propagating each loss term inside forward
     gives the same loss, gradients, queue and BN statistics as one backward of the sum."""
@@ -407,7 +430,7 @@ def test_term_by_term_backward_gives_the_gradient_of_the_whole_loss(name: str) -
     out_whole["loss"].backward()
     torch.manual_seed(1)
     out_termwise = termwise(views, backward=backward)
-    assert len(terms) == {"skeletonclr": 1, "skelemix": 4, "isc": 2}[name]
+    assert len(terms) == {"skeletonclr": 1, "skelemix": 4, "isc": 2, "isc+intra": 2}[name]
     assert not out_termwise["loss"].requires_grad
     torch.testing.assert_close(out_termwise["loss"], out_whole["loss"].detach())
     grads = dict(termwise.named_parameters())

@@ -89,6 +89,9 @@ class MethodConfig:
     moco: MocoConfig = field(default_factory=MocoConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     skelemix: SkeleMixConfig = field(default_factory=SkeleMixConfig)
+    # isc only: weight w of the intra-representation terms added to the paper's inter terms,
+    # L = CE(q; l, Q2) + CE(r; k, Q1) + w [CE(q; k, Q1) + CE(r; l, Q2)]; 0 = the paper's loss
+    intra_weight: float = field(default=0.0, metadata=value_range(0.0, None))
     # weights at start: "reference" = each paper's code (SkeletonCLR's N(0, 0.02) for ST-GCN);
     # "pytorch" = PyTorch's layer defaults, which start short CPU runs with sane gradients
     init: Literal["reference", "pytorch"] = "reference"

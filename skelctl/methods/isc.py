@@ -8,6 +8,11 @@ OTHER representation's key of the other view, and its negatives are that represe
     r = r(S2(v1)),  positive k = k(S1(v2)),  negatives Q1
     L = CE(q) + CE(r);  then enqueue k into Q1 and l into Q2
 
+With `method.intra_weight` w > 0 (not in the paper) each query also meets its own
+representation's key, as in plain MoCo: L += w [CE(q; k, Q1) + CE(r; l, Q2)]. Each encoder then
+learns from its own views from the first step, where the inter terms alone wait for two random
+encoders to agree (docs/bench-real.md).
+
 Every encoder takes the (N, C, T, V, M) clip and builds its own representation from it, so the
 representations of one view always come from the same augmented skeleton.
 """
@@ -40,12 +45,13 @@ class ISC(ContrastiveMethod):
     is read by q and r, the key view by k and l."""
 
     def __init__(self, branches: dict[str, MomentumBranch], views: ViewMaker, temperature: float,
-                 primary: str):
+                 primary: str, intra_weight: float = 0.0):
         super().__init__(views, temperature, primary)
         if len(branches) != 2 or primary not in branches:
             raise ValueError(f"ISC needs two representations including {primary!r}, got {list(branches)}")
         self.pair = tuple(branches)
         self.branches = nn.ModuleDict(branches)
+        self.intra_weight = intra_weight
 
     @classmethod
     def from_config(cls, cfg: MethodConfig, views: ViewMaker, in_channels: int) -> ISC:
@@ -57,7 +63,7 @@ class ISC(ContrastiveMethod):
         }
         # the paper evaluates the sequence (GRU) encoder of a sequence + graph pretraining
         primary = "sequence" if "sequence" in cfg.pair else cfg.pair[0]
-        return cls(branches, views, cfg.moco.temperature, primary)
+        return cls(branches, views, cfg.moco.temperature, primary, cfg.intra_weight)
 
     def momentum_branches(self) -> dict[str, MomentumBranch]:
         return {s: self.branches[s] for s in self.pair}
@@ -71,20 +77,26 @@ class ISC(ContrastiveMethod):
         k = first.encode_keys(views["key"])
         l = second.encode_keys(views["key"])  # noqa: E741 (the paper's name)
         loss = LossSum(backward)
-        logits_q = contrast_logits(first.query(views["query"]), l, second.queue.snapshot(), self.temperature)
-        loss_q = info_nce(logits_q)
-        loss.add(loss_q)
-        logits_r = contrast_logits(second.query(views["query"]), k, first.queue.snapshot(), self.temperature)
-        loss_r = info_nce(logits_r)
-        loss.add(loss_r)
+        queue_1, queue_2 = first.queue.snapshot(), second.queue.snapshot()
+        parts = {}
+        for name, branch, other_key, other_queue, own_key, own_queue in (
+                (s1, first, l, queue_2, k, queue_1), (s2, second, k, queue_1, l, queue_2)):
+            query = branch.query(views["query"])
+            logits = contrast_logits(query, other_key, other_queue, self.temperature)
+            parts[name] = info_nce(logits)
+            parts[f"{name}_acc"] = top1(logits)
+            term = parts[name]
+            if self.intra_weight:
+                parts[f"{name}_intra"] = info_nce(contrast_logits(query, own_key, own_queue, self.temperature))
+                term = term + self.intra_weight * parts[f"{name}_intra"]
+            loss.add(term)  # one query encoder's activations alive at a time
         first.queue.push(gather_keys(k))
         second.queue.push(gather_keys(l))
-        return {
-            "loss": loss.value,
-            f"loss_{s1}": loss_q.detach(),
-            f"loss_{s2}": loss_r.detach(),
-            "acc": (top1(logits_q) + top1(logits_r)) / 2,
-        }
+        out = {"loss": loss.value, f"loss_{s1}": parts[s1].detach(), f"loss_{s2}": parts[s2].detach()}
+        if self.intra_weight:
+            out["loss_intra"] = (parts[f"{s1}_intra"] + parts[f"{s2}_intra"]).detach()
+        out["acc"] = (parts[f"{s1}_acc"] + parts[f"{s2}_acc"]) / 2
+        return out
 
 
 @register_method("isc-intra")
