@@ -1,5 +1,5 @@
 """Pretraining learns from REAL motion, at a CI budget (600-620 steps instead of the presets'
-1,500), on the whole of a real dataset, against a random twin of the encoder (BatchNorm fitted
+1,500-3,000), on the whole of a real dataset, against a random twin of the encoder (BatchNorm fitted
 to the normalised training clips) and the raw normalised coordinates, all measured in the same
 test with the preset's linear probe (standardized features) and cosine 1-NN (train split as
 gallery):

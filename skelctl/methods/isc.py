@@ -78,26 +78,24 @@ class ISC(ContrastiveMethod):
         l = second.encode_keys(views["key"])  # noqa: E741 (the paper's name)
         loss = LossSum(backward)
         queue_1, queue_2 = first.queue.snapshot(), second.queue.snapshot()
-        parts = {}
+        inter, intra, accuracies = {}, {}, []
         for name, branch, other_key, other_queue, own_key, own_queue in (
                 (s1, first, l, queue_2, k, queue_1), (s2, second, k, queue_1, l, queue_2)):
             query = branch.query(views["query"])
             logits = contrast_logits(query, other_key, other_queue, self.temperature)
-            parts[name] = info_nce(logits)
-            parts[f"{name}_acc"] = top1(logits)
-            term = parts[name]
+            inter[name] = term = info_nce(logits)
+            accuracies.append(top1(logits))
             if self.intra_weight:
-                parts[f"{name}_intra"] = info_nce(contrast_logits(query, own_key, own_queue, self.temperature))
-                term = term + self.intra_weight * parts[f"{name}_intra"]
+                intra[name] = info_nce(contrast_logits(query, own_key, own_queue, self.temperature))
+                term = term + self.intra_weight * intra[name]
             loss.add(term)  # one query encoder's activations alive at a time
         first.queue.push(gather_keys(k))
         second.queue.push(gather_keys(l))
-        out = {"loss": loss.value, f"loss_{s1}": parts[s1].detach(), f"loss_{s2}": parts[s2].detach()}
-        if self.intra_weight:
-            out["loss_intra"] = (parts[f"{s1}_intra"] + parts[f"{s2}_intra"]).detach()
-        out["acc"] = (parts[f"{s1}_acc"] + parts[f"{s2}_acc"]) / 2
+        out = {"loss": loss.value, **{f"loss_{name}": part.detach() for name, part in inter.items()}}
+        if intra:
+            out["loss_intra"] = sum(intra.values()).detach()
+        out["acc"] = sum(accuracies) / len(accuracies)
         return out
-
 
 @register_method("isc-intra")
 class ISCIntra(SkeletonCLR):
