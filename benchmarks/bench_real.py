@@ -13,13 +13,13 @@ Datasets: NW-UCLA cross-view (`xview`: train views 1-2, test view 3) and MSR Act
 2. Evaluate every row with the same protocols, the preset's `evaluation` stages:
    - `raw`: the normalised input coordinates, flattened (`--encoder raw` at the preset's frames
      and `data.normalize`); the linear probe z-scores them. Linear over `--seeds`, 1-NN once.
-   - `random`: the exported encoder's architecture initialised as pretraining with that seed
-     would, BatchNorm statistics fitted on the (normalised) training clips; one encoder per
-     `--seeds` seed (linear and 1-NN each), semi-sup 10% on the first.
+   - `random`: random twins of the exported encoder (`skelctl.demo.random_twin`: its
+     architecture freshly drawn from the seed, BatchNorm statistics fitted on the normalised
+     training clips); one per `--seeds` seed (linear and 1-NN each), semi-sup 10% on the first.
    - `pretrained`: each pretraining's `encoder.pt` (ISC: its sequence/GRU encoder); linear over
      `--seeds`, 1-NN and semi-sup 10% (first seed) once per pretraining.
    - `pretrained (graph encoder)`, ISC only: its `encoder_graph.pt`, linear and 1-NN.
-   - `supervised` (`--supervised`): the random architecture from its initial weights fine-tuned on
+   - `supervised` (`--supervised`): the first seed's twin (BatchNorm not fitted) fine-tuned on
      100% of the labels (the preset's `evaluation.finetune`), first seed.
    Protocols: linear = top-1 of a linear classifier on frozen features (`skelctl linear`);
    1-NN = cosine nearest neighbour, train split as gallery (`retrieve --eval`); semi-sup 10% =
@@ -211,36 +211,6 @@ def pretrain_cell(cfg: Any, bank: Any, layout: Any, settings: Settings, folder: 
 # --- encoders ------------------------------------------------------------------------------------
 
 
-def save_initial_encoder(cfg: Any, layout: Any, in_channels: int, seed: int, path: Path,
-                         calibrate_on: Any | None = None) -> Path:
-    """The method's primary encoder exactly as pretraining with `seed` initialises it (same
-    architecture, same draw), saved as an encoder.pt for `cfg.data.normalize` input coordinates.
-
-    With `calibrate_on` (a ClipBank of the training clips, in those coordinates) its BatchNorm
-    running statistics are the clips' (`calibrate_batchnorm`): the `random` baseline."""
-    from skelctl.engine.checkpoint import save_encoder
-    from skelctl.engine.train import _INIT, derive_seed
-    from skelctl.methods import build_method
-
-    normalize = cfg.data.normalize
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(seed, _INIT))
-        method = build_method(cfg.method, layout, cfg.data.frames, cfg.data.stream,
-                              in_channels=in_channels, normalize=normalize)
-    encoder = method.query_encoder
-    if calibrate_on is not None:
-        from skelctl.evaluate.features import ClipView, calibrate_batchnorm
-
-        calibrate_batchnorm(encoder.to(calibrate_on.device), calibrate_on,
-                            ClipView(cfg.data.frames, cfg.data.stream, layout, normalize))
-    info = {"method": "random-init", "preset": cfg.preset, "dataset": cfg.data.dataset,
-            "benchmark": cfg.data.benchmark, "stream": cfg.data.stream, "frames": cfg.data.frames,
-            "normalize": normalize, "layout": layout.to_dict(), "seed": seed, "encoder": method.primary,
-            "batchnorm": "calibrated on the training clips" if calibrate_on is not None else "initial"}
-    save_encoder(path, encoder.cpu(), info)
-    return path
-
-
 def encoder_arch(path: Path) -> str:
     from skelctl.engine.checkpoint import load_encoder
 
@@ -265,7 +235,7 @@ class EvalContext:
 
 def eval_stages(evaluation: Any, quick: bool) -> dict[str, Any]:
     """The preset's stages; `quick` cuts their epochs (and min_steps): smoke runs only."""
-    from skelctl.evaluate.protocols import override
+    from skelctl.evaluate.heads import override
 
     stages = {"linear": evaluation.linear, "semisup10": evaluation.semisup_10,
               "finetune": evaluation.finetune}
@@ -276,7 +246,7 @@ def eval_stages(evaluation: Any, quick: bool) -> dict[str, Any]:
 
 
 def _job(spec: str, ctx: EvalContext, seed: int = 0) -> Any:
-    from skelctl.evaluate.protocols import resolve_job
+    from skelctl.evaluate.jobs import resolve_job
 
     return resolve_job([spec], data=str(ctx.data), benchmark=ctx.benchmark, device=ctx.device,
                        seed=seed, frames=ctx.frames, normalize=ctx.normalize)
@@ -369,8 +339,10 @@ def bench_method(method: str, kind: str, data: Path, settings: Settings,
     shares the raw row between methods of the same frames and normalisation."""
     from skelctl.data.clips import ClipBank
     from skelctl.data.store import open_dataset
+    from skelctl.demo import random_twin
     from skelctl.engine.train import fit_to_dataset
-    from skelctl.evaluate.protocols import schedule_description, sized_stage
+    from skelctl.evaluate.heads import sized_stage
+    from skelctl.evaluate.report import schedule_description
     from skelctl.evaluate.semisup import stratified_subset
 
     spec = DATASETS[kind]
@@ -381,7 +353,6 @@ def bench_method(method: str, kind: str, data: Path, settings: Settings,
     with open_dataset(data) as ds:
         layout = ds.layout
         bank = ClipBank.from_dataset(ds, ds.split(spec.benchmark, "train"), device, cfg.data.normalize)
-    channels = bank.frames.shape[-1]
     ctx = EvalContext(data, spec.benchmark, settings.device, eval_stages(cfg.evaluation, settings.quick))
     rows: dict[str, dict[str, Any]] = {}
 
@@ -390,6 +361,8 @@ def bench_method(method: str, kind: str, data: Path, settings: Settings,
     for p in settings.pretrain_seeds:
         runs.append(pretrain_cell(method_config(method, kind, data, settings, p), bank, layout, settings,
                                   folder / f"pretrain-{p}"))
+
+    pretrained_file = Path(runs[0]["run_dir"]) / "encoder.pt"  # the architecture every twin copies
 
     err(f"{kind} x {method}: raw coordinates")
     key = (kind, cfg.data.frames, cfg.data.normalize, seeds, settings.quick)
@@ -405,8 +378,8 @@ def bench_method(method: str, kind: str, data: Path, settings: Settings,
     err(f"{kind} x {method}: random init, BN fitted (seeds {list(seeds)})")
     random: dict[str, list[dict[str, Any]]] = {}
     for s in seeds:
-        path = save_initial_encoder(cfg, layout, channels, s, folder / f"random-{s}" / "encoder.pt",
-                                    calibrate_on=bank)
+        path = random_twin(pretrained_file, folder / f"random-{s}" / "encoder.pt", s, data,
+                           spec.benchmark, cfg.method.init)
         _merge(random, encoder_cells(path, ctx, [s], s if s == first else None, path.parent, init_seed=s))
     rows["random"] = _row(random, arch=encoder_arch(folder / f"random-{first}" / "encoder.pt"))
 
@@ -420,14 +393,14 @@ def bench_method(method: str, kind: str, data: Path, settings: Settings,
         if method == "isc":
             _merge(graph, encoder_cells(run_dir / "encoder_graph.pt", ctx, seeds, None,
                                         folder / f"eval-{p}" / "encoder_graph", pretrain_seed=p))
-    first_run = Path(runs[0]["run_dir"])
-    rows["pretrained"] = _row(pretrained, arch=encoder_arch(first_run / "encoder.pt"))
+    rows["pretrained"] = _row(pretrained, arch=encoder_arch(pretrained_file))
     if graph:
-        rows["pretrained_graph"] = _row(graph, arch=encoder_arch(first_run / "encoder_graph.pt"))
+        rows["pretrained_graph"] = _row(graph, arch=encoder_arch(pretrained_file.with_name("encoder_graph.pt")))
 
     if settings.supervised:
         err(f"{kind} x {method}: supervised from scratch")
-        scratch = save_initial_encoder(cfg, layout, channels, first, folder / f"scratch-{first}" / "encoder.pt")
+        scratch = random_twin(pretrained_file, folder / f"scratch-{first}" / "encoder.pt", first,
+                              init=cfg.method.init)
         rows["supervised"] = _row({"finetune": [finetune_cell(str(scratch), ctx, 1.0, first,
                                                               scratch.parent / "finetune")]},
                                   arch=encoder_arch(scratch))

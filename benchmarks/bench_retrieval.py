@@ -75,7 +75,7 @@ def persisted_index(root: Path, gallery: np.ndarray, labels: np.ndarray) -> tupl
     """An exact index of `gallery` built by a real (random-init) ST-GCN/4, and a query clip."""
     from skelctl.data.layout import get_layout
     from skelctl.engine.checkpoint import save_encoder
-    from skelctl.evaluate.features import file_sha256
+    from skelctl.evaluate.encoders import file_sha256
     from skelctl.evaluate.index import build_faiss, save_index
     from skelctl.models import build_encoder
 
