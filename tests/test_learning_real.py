@@ -9,9 +9,8 @@ gallery):
 
 Asserted: the linear margin over the twin, the one margin that holds at this budget; the other
 rows are printed. `small-skelemix` is not tested here: at a short budget whether its loss leaves
-the chance plateau depends on the seed and on the CPU's arithmetic (docs/bench-real.md). What
-these budgets measure, and the targets the full budget meets and misses, are in
-docs/bench-real.md.
+the chance plateau depends on the seed and on the CPU's arithmetic. What these budgets measure,
+and the targets the full budget meets and misses, are in docs/bench-real.md.
 """
 
 from __future__ import annotations
@@ -57,17 +56,13 @@ def pretrain_and_compare(tmp_path: Path, kind: str, benchmark: str, method: str,
 
 @pytest.mark.slow
 @pytest.mark.ci  # make test runs it
-def test_isc_learns_on_nw_ucla(tmp_path):
-    """The paper's pair (sequence + graph) with the intra terms, the GRU evaluated, cross-view."""
+@pytest.mark.parametrize("kind, benchmark, epochs, warmup_epochs", [
     # 20 epochs of 31 steps; a 5-epoch warm-up (155 steps)
-    pretrained, random, raw = pretrain_and_compare(tmp_path, "nwucla", "xview", "isc", 20, 5)
-    assert pretrained["linear"] >= random["linear"] + MIN_ISC_LINEAR_MARGIN, (pretrained, random, raw)
-
-
-@pytest.mark.slow
-@pytest.mark.ci
-def test_isc_learns_on_msr_action3d(tmp_path):
-    """The paper's pair (sequence + graph) with the intra terms, the GRU evaluated."""
+    ("nwucla", "xview", 20, 5),
     # 75 epochs of 8 steps; an 8-epoch warm-up (a 2-epoch one collapses on 284 clips)
-    pretrained, random, raw = pretrain_and_compare(tmp_path, "msr3d", "xsub", "isc", 75, 8)
+    ("msr3d", "xsub", 75, 8),
+])
+def test_isc_learns_on_real_data(tmp_path, kind, benchmark, epochs, warmup_epochs):
+    """The paper's pair (sequence + graph) with the intra terms, the GRU evaluated."""
+    pretrained, random, raw = pretrain_and_compare(tmp_path, kind, benchmark, "isc", epochs, warmup_epochs)
     assert pretrained["linear"] >= random["linear"] + MIN_ISC_LINEAR_MARGIN, (pretrained, random, raw)
