@@ -8,8 +8,9 @@ Datasets: NW-UCLA cross-view (`xview`: train views 1-2, test view 3) and MSR Act
 1. Pretrain once per `--pretrain-seeds` seed (`train.seed`). Budget: the preset's own sizing
    (its epochs, `train.min_steps` and `moco.queue_fraction`, fitted to the training split by the
    engine); `--steps S`: S steps (whole epochs; the preset's warm-up and milestones kept at the
-   same fractions of the run); `--minutes M`: S from a short trial of the step rate. Recorded:
-   wall seconds, epochs, steps, the queue size the engine used.
+   same fractions of the run); `--minutes M`: S from a short trial of the step rate. Precision:
+   fp32 on CPU (auto on CUDA) unless `--precision` says otherwise. Recorded: wall seconds,
+   epochs, steps, the queue size the engine used, the precision it ran.
 2. Evaluate every row with the same protocols, the preset's `evaluation` stages:
    - `raw`: the normalised input coordinates, flattened (`--encoder raw` at the preset's frames
      and `data.normalize`); the linear probe z-scores them. Linear over `--seeds`, 1-NN once.
@@ -31,7 +32,8 @@ Datasets: NW-UCLA cross-view (`xview`: train views 1-2, test view 3) and MSR Act
 
 Usage: python benchmarks/bench_real.py [--datasets nwucla,msr3d] [--methods skelemix,isc]
        [--minutes M | --steps S] [--seeds 0,1,2] [--pretrain-seeds 0] [--supervised]
-       [--threads N] [--out DIR] [--device cpu|cuda] [--data-nwucla H5] [--data-msr3d H5] [--quick]
+       [--threads N] [--out DIR] [--device cpu|cuda] [--precision fp32|bf16|auto]
+       [--data-nwucla H5] [--data-msr3d H5] [--quick]
 Writes DIR/results.json (everything, machine included) and DIR/results.md (tables, targets).
 `--quick` shrinks the evaluation schedules for smoke runs: its numbers are NOT a measurement.
 Tests import `bench_method` (one dataset x method) with a short `Settings`.
@@ -86,6 +88,7 @@ class Settings:
     minutes: float | None = None  # pretraining time budget, turned into steps by a trial
     supervised: bool = False
     device: str = "cpu"
+    precision: str | None = None  # pretraining `train.precision`; None: fp32 on CPU, auto elsewhere
     quick: bool = False  # shrunk evaluation schedules: a smoke run, not a measurement
 
 
@@ -114,10 +117,10 @@ def prepare_dataset(kind: str, given: Path | None, out: Path) -> Path:
 
 
 def method_config(method: str, kind: str, data: Path, settings: Settings, seed: int) -> Any:
-    """The preset with this dataset, device and pretraining seed (no kNN monitor)."""
+    """The preset with this dataset, device, precision and pretraining seed (no kNN monitor)."""
     from skelctl.engine.config import load_preset
 
-    precision = "fp32" if torch.device(settings.device).type == "cpu" else "auto"
+    precision = settings.precision or ("fp32" if torch.device(settings.device).type == "cpu" else "auto")
     return load_preset(preset_path(method), [
         f"data.dataset={json.dumps(str(data))}", f"data.benchmark={DATASETS[kind].benchmark}",
         f"train.device={settings.device}", f"train.precision={precision}", f"train.seed={seed}",
@@ -543,15 +546,15 @@ def markdown(results: dict[str, Any]) -> str:
                 lines.append(f"| {method} | {label} | {cell_text(cells.get('linear'))} | "
                              f"{cell_text(cells.get('knn1'))} | {cell_text(cells.get('semisup10'))} | "
                              f"{cell_text(cells.get('finetune'))} |")
-        lines += ["", "| method | pretrain seed | budget | epochs | steps | queue | pretraining min | "
+        lines += ["", "| method | pretrain seed | budget | epochs | steps | queue | precision | pretraining min | "
                   "eval s: raw | random | pretrained | graph | supervised |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for method, r in d["methods"].items():
             ev = r["eval_seconds"]
             for run in r["pretraining"]:
                 lines.append(
                     f"| {method} | {run['seed']} | {run['budget']} | {run['epochs']} | {run['steps']} | "
-                    f"{run['queue']} | {run['minutes']:.1f} | "
+                    f"{run['queue']} | {run['precision']} | {run['minutes']:.1f} | "
                     + " | ".join(f"{ev[k]:.0f}" if k in ev else "-" for k in
                                  ("raw", "random", "pretrained", "pretrained_graph", "supervised"))
                     + " |")
@@ -614,6 +617,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "jobs share (idle OpenMP threads of an oversubscribed core spin)")
     parser.add_argument("--out", type=Path, default=Path("bench-real-out"))
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "auto"), default=None,
+                        help="pretraining precision (default: fp32 on CPU, auto on CUDA; "
+                        "auto picks bf16 on a CPU with native bf16); evaluation stays fp32")
     for kind, spec in DATASETS.items():
         parser.add_argument(f"--data-{kind}", type=Path, default=None,
                             help=f"preprocessed {spec.name} .h5 (default: built from {spec.zip.name} into OUT/data)")
@@ -652,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     settings = Settings(out=args.out, seeds=args.seeds, pretrain_seeds=args.pretrain_seeds,
                         steps=args.steps, minutes=args.minutes, supervised=args.supervised,
-                        device=args.device, quick=args.quick)
+                        device=args.device, precision=args.precision, quick=args.quick)
     start = time.perf_counter()
     results: dict[str, Any] = {
         "command": " ".join([Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]),

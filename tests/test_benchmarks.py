@@ -87,6 +87,14 @@ def test_bench_real_runs_end_to_end(bench_real, tmp_path: Path) -> None:
     assert "MSR Action3D" in report and "pretrained (graph encoder)" in report
 
 
+def test_pretraining_precision_is_fp32_on_cpu_unless_asked(bench_real, tmp_path: Path) -> None:
+    data = tmp_path / "msr.h5"  # only named in the config: nothing is read
+    configs = {p: bench_real.method_config("isc", "msr3d", data, bench_real.Settings(out=tmp_path, precision=p), 0)
+               for p in (None, "bf16", "auto")}
+    assert {p: c.train.precision for p, c in configs.items()} == {None: "fp32", "bf16": "bf16", "auto": "auto"}
+    assert bench_real.parse_args(["--precision", "bf16", "--out", str(tmp_path)]).precision == "bf16"
+
+
 def test_targets_show_the_pretraining_seeds_a_mean_hides(bench_real) -> None:
     def cells(key: str, values: dict[int, list[float]]) -> dict:
         return {"mean": sum(sum(v) for v in values.values()) / sum(len(v) for v in values.values()),
