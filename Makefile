@@ -33,10 +33,10 @@ bench: $(BENCH_VENV)/.ready
 	$(BENCH_VENV)/bin/python benchmarks/run_all.py
 
 # Learning on real data (NW-UCLA xview, MSR Action3D xsub; presets/small-*.yaml), pretraining
-# seeds 0-2 at the presets' own sizing: about 3.5 hours on one thread of an AMD EPYC, 5 on an Intel
-# Xeon (ISC: 55-58 minutes a dataset on the EPYC; one dataset x method per process, two at a time
-# on 2 cores: docs/bench-real.md). BENCH_REAL_ARGS adds e.g. '--minutes 25' or '--steps 1500',
-# '--device cuda', '--precision bf16'
+# seeds 0-2 at the presets' own sizing: about 3.5 hours on one thread of an AMD EPYC (the sum of
+# its parts as measured, never one invocation), 5 on an Intel Xeon (ISC: 55-58 minutes a dataset
+# on the EPYC; one dataset x method per process, two at a time on 2 cores: docs/bench-real.md).
+# BENCH_REAL_ARGS adds e.g. '--minutes 25' or '--steps 1500', '--device cuda', '--precision bf16'
 BENCH_REAL_ARGS ?= --datasets nwucla,msr3d --methods skelemix,isc --supervised --seeds 0,1,2 --pretrain-seeds 0,1,2 --threads 1
 bench-real:
 	$(PY) benchmarks/bench_real.py --out bench-real-out $(BENCH_REAL_ARGS)
