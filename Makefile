@@ -12,7 +12,7 @@ install:
 	$(PY) -m pip install -e '.[dev,viz]'
 
 # CI runs every test not marked slow plus the slow ones marked `ci` (the real-data learning
-# proof: NW-UCLA at the full budget for seed 0, MSR Action3D at a fifth; 12 of the 16 minutes on
+# proof: NW-UCLA at the full budget for seed 0, MSR Action3D at a fifth; 12-13 of 16-18 minutes on
 # an idle 2-core AMD EPYC): all slow tests together exceed CI's budget on 2 cores. `make
 # test-all` runs everything, NW-UCLA seeds 1 and 2 and the synthetic learning proof included.
 test:
